@@ -1,0 +1,3 @@
+module github.com/signetdev/signet
+
+go 1.26.8

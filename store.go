@@ -1,0 +1,93 @@
+package signet
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the metadata and audit store. Every change runs in a transaction
+// together with the audit events that record it, so a decision and its
+// record commit together or not at all, durably, before the caller answers.
+type Store interface {
+	// Update runs fn in a read-write transaction and commits durably when fn
+	// returns nil; otherwise it rolls back and returns fn's error. If the
+	// commit cannot be made durable it returns an Unavailable error.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(Tx) error) error
+	// Ping reports whether the store can currently serve requests.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Tx is a transaction on the Store. Methods return *Error values with the
+// codes listed; any other failure is Internal or Unavailable.
+type Tx interface {
+	// CreateTeam inserts t, setting its ID and CreatedAt. Conflict if the
+	// name is taken.
+	CreateTeam(t *Team) error
+	// Team returns the team by name. NotFound.
+	Team(name string) (*Team, error)
+	// Teams lists teams ordered by name.
+	Teams() ([]*Team, error)
+	// UpdateTeam stores t's expiry caps. NotFound.
+	UpdateTeam(t *Team) error
+
+	// CreateUser inserts u. Conflict if the name is taken.
+	CreateUser(u *User) error
+	// User returns the user by name. NotFound.
+	User(name string) (*User, error)
+	// Users lists users ordered by name.
+	Users() ([]*User, error)
+
+	// SetMember adds the user to the team or changes the role. NotFound if
+	// either does not exist.
+	SetMember(m *Member) error
+	// RemoveMember removes a membership. NotFound.
+	RemoveMember(team, user string) error
+	// Members lists the team's members ordered by user name.
+	Members(team string) ([]*Member, error)
+	// Memberships lists the teams a user belongs to, ordered by team name.
+	Memberships(user string) ([]*Member, error)
+
+	// CreateAPIKey inserts k. NotFound if the user does not exist; Conflict
+	// if the id is taken.
+	CreateAPIKey(k *APIKey) error
+	// APIKey returns the key by id, revoked or not. NotFound.
+	APIKey(id string) (*APIKey, error)
+	// APIKeys lists keys, of one user when user is not empty, ordered by
+	// creation time.
+	APIKeys(user string) ([]*APIKey, error)
+	// RevokeAPIKey marks a key revoked at t. NotFound; Conflict if already
+	// revoked.
+	RevokeAPIKey(id string, t time.Time) error
+	// TouchAPIKey records that the key was used at t.
+	TouchAPIKey(id string, t time.Time) error
+
+	// SetConnector creates or replaces the team's connector. NotFound if the
+	// team does not exist; Conflict if its bucket and prefix overlap another
+	// team's connector on the same backend and endpoint.
+	SetConnector(c *Connector) error
+	// Connector returns the team's connector. NotFound.
+	Connector(team string) (*Connector, error)
+	// Connectors lists all connectors ordered by team.
+	Connectors() ([]*Connector, error)
+
+	// CreateUpload inserts u. Conflict if the id is taken.
+	CreateUpload(u *Upload) error
+	// Upload returns the team's upload by id. NotFound, also when the
+	// upload belongs to another team.
+	Upload(team, id string) (*Upload, error)
+	// SetUploadState changes an upload's state. NotFound.
+	SetUploadState(team, id, state string) error
+
+	// AppendAudit appends events to the audit log, setting their IDs.
+	AppendAudit(events ...*AuditEvent) error
+	// Audit returns events matching f in ascending ID order.
+	Audit(f AuditFilter) ([]*AuditEvent, error)
+
+	// Setting returns an instance setting. NotFound.
+	Setting(name string) (string, error)
+	// SetSetting stores an instance setting.
+	SetSetting(name, value string) error
+}
