@@ -21,6 +21,7 @@ const (
 	ActionConnectorSet    = "connector.set"
 	ActionAuditRead       = "audit.read"
 	ActionBootstrap       = "instance.bootstrap"
+	ActionAuthenticate    = "auth.authenticate"
 )
 
 // Audit outcomes.

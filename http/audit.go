@@ -1,0 +1,126 @@
+package http
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/signetdev/signet"
+)
+
+// AuditPage is one page of audit events. NextCursor, when set, fetches the
+// next page.
+type AuditPage struct {
+	Events     []*signet.AuditEvent `json:"events"`
+	NextCursor string               `json:"next_cursor,omitempty"`
+}
+
+// auditFilter builds the filter for the caller: instance admins see every
+// event, team admins their teams' events, others nothing.
+func (s *Server) auditFilter(r *http.Request) (signet.AuditFilter, error) {
+	q := r.URL.Query()
+	f := signet.AuditFilter{Team: q.Get("team"), Actor: q.Get("actor")}
+	if c := q.Get("cursor"); c != "" {
+		id, err := strconv.ParseInt(c, 10, 64)
+		if err != nil || id < 0 {
+			return f, signet.Errorf(signet.Invalid, "cursor is malformed")
+		}
+		f.AfterID = id
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return f, signet.Errorf(signet.Invalid, "limit must be between 1 and 1000")
+		}
+		f.Limit = n
+	}
+	a := actorOf(r)
+	if a.Admin {
+		return f, nil
+	}
+	err := s.store.View(r.Context(), func(tx signet.Tx) error {
+		ms, err := tx.Memberships(a.User)
+		if err != nil {
+			return err
+		}
+		f.Teams = []string{}
+		for _, m := range ms {
+			if m.Role == signet.RoleAdmin && (f.Team == "" || f.Team == m.Team) {
+				f.Teams = append(f.Teams, m.Team)
+			}
+		}
+		return nil
+	})
+	if err == nil && len(f.Teams) == 0 {
+		err = signet.Errorf(signet.PermissionDenied, "only instance admins and team admins may read the audit log")
+	}
+	return f, err
+}
+
+func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
+	ev := s.event(r, signet.ActionAuditRead)
+	f, err := s.auditFilter(r)
+	ev.Team = f.Team
+	if err != nil {
+		s.deny(w, r, ev, err)
+		return
+	}
+	if err := s.commit(r.Context(), nil, ev); err != nil {
+		s.writeError(w, r, auditUnavailable(err))
+		return
+	}
+	if r.URL.Query().Get("format") == "jsonl" {
+		s.exportAudit(w, r, f)
+		return
+	}
+	var page AuditPage
+	err = s.store.View(r.Context(), func(tx signet.Tx) (err error) {
+		page.Events, err = tx.Audit(f)
+		return err
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if page.Events == nil {
+		page.Events = []*signet.AuditEvent{}
+	}
+	limit := f.Limit
+	if limit == 0 {
+		limit = 100
+	}
+	if n := len(page.Events); n == limit {
+		page.NextCursor = strconv.FormatInt(page.Events[n-1].ID, 10)
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// exportAudit streams every matching event as JSON lines.
+func (s *Server) exportAudit(w http.ResponseWriter, r *http.Request, f signet.AuditFilter) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	f.Limit = 1000
+	for {
+		var evs []*signet.AuditEvent
+		err := s.store.View(r.Context(), func(tx signet.Tx) (err error) {
+			evs, err = tx.Audit(f)
+			return err
+		})
+		if err != nil {
+			// Headers are sent; end the stream early. The client sees a
+			// truncated export and the error is logged.
+			s.logger.ErrorContext(r.Context(), "audit export", "request_id", requestID(r), "err", err)
+			return
+		}
+		for _, e := range evs {
+			if err := enc.Encode(e); err != nil {
+				return
+			}
+		}
+		if len(evs) < f.Limit {
+			return
+		}
+		f.AfterID = evs[len(evs)-1].ID
+	}
+}

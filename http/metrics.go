@@ -1,0 +1,36 @@
+package http
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	urls       *prometheus.CounterVec
+	auditWrite prometheus.Histogram
+	auditFail  prometheus.Counter
+}
+
+func newMetrics(reg *prometheus.Registry) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_http_requests_total", Help: "HTTP requests by route and status.",
+		}, []string{"route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "signet_http_request_seconds", Help: "HTTP request latency by route.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"route"}),
+		urls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_urls_issued_total", Help: "Pre-signed URLs issued by backend and method.",
+		}, []string{"backend", "method"}),
+		auditWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "signet_audit_commit_seconds", Help: "Time to commit a decision and its audit records.",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
+		}),
+		auditFail: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "signet_audit_failures_total", Help: "Decisions refused because their audit record could not be made durable.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.urls, m.auditWrite, m.auditFail,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,225 @@
+package http
+
+import (
+	"context"
+	"encoding/hex"
+	"net/http"
+	"time"
+
+	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/storage"
+	"github.com/signetdev/signet/storage/driver"
+)
+
+// Limits of one presign request.
+const (
+	// MaxBatch is the most objects one presign request may name.
+	MaxBatch = 10000
+	// MaxSinglePut is the largest object a single upload URL may carry;
+	// larger objects go through chunked uploads (S3's single PUT limit).
+	MaxSinglePut = 5 << 30
+)
+
+// PresignRequest asks for URLs for one operation on a batch of objects.
+type PresignRequest struct {
+	Operation string          `json:"operation"` // "download" or "upload"
+	Objects   []ObjectRequest `json:"objects"`
+	// ExpiresIn is the requested lifetime in whole seconds; absent means
+	// the team's cap for the operation.
+	ExpiresIn *int64 `json:"expires_in,omitempty"`
+}
+
+// ObjectRequest names one object, relative to the team's space. Size,
+// ContentType and SHA256 (hex) are bound into upload URLs.
+type ObjectRequest struct {
+	Key         string `json:"key"`
+	Size        *int64 `json:"size,omitempty"`
+	ContentType string `json:"content_type,omitempty"`
+	SHA256      string `json:"sha256,omitempty"`
+}
+
+// ObjectError is a per-object failure in a batch.
+type ObjectError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// ObjectResult is the answer for one object: a URL or an error.
+type ObjectResult struct {
+	Key       string            `json:"key"`
+	Method    string            `json:"method,omitempty"`
+	URL       string            `json:"url,omitempty"`
+	Headers   map[string]string `json:"headers,omitempty"`
+	ExpiresAt *time.Time        `json:"expires_at,omitempty"`
+	Error     *ObjectError      `json:"error,omitempty"`
+}
+
+// PresignResponse holds one result per requested object, in request order.
+type PresignResponse struct {
+	Objects []ObjectResult `json:"objects"`
+}
+
+// operation maps a presign operation to its permission and method.
+func operation(op string) (signet.Permission, string, string, error) {
+	switch op {
+	case "download":
+		return signet.PermRead, http.MethodGet, signet.ActionPresignDownload, nil
+	case "upload":
+		return signet.PermWrite, http.MethodPut, signet.ActionPresignUpload, nil
+	}
+	return 0, "", signet.ActionPresignDownload, signet.Errorf(signet.Invalid, `operation must be "download" or "upload"`)
+}
+
+// teamBucket loads what a data-plane request needs after authorising it.
+func (s *Server) teamBucket(ctx context.Context, a signet.Actor, team string, p signet.Permission) (*signet.Team, *storage.Bucket, *signet.Connector, error) {
+	var t *signet.Team
+	var c *signet.Connector
+	err := s.store.View(ctx, func(tx signet.Tx) (err error) {
+		if t, _, err = teamRole(tx, a, team, p); err != nil {
+			return err
+		}
+		c, err = tx.Connector(team)
+		if signet.ErrorCode(err) == signet.NotFound {
+			return signet.Errorf(signet.NotFound, "team %q has no storage connector", team)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	be, err := s.backends(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return t, storage.Open(be, c), c, nil
+}
+
+func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
+	a := actorOf(r)
+	team := r.PathValue("team")
+	var req PresignRequest
+	if err := decode(w, r, &req); err != nil {
+		ev := s.event(r, signet.ActionPresignDownload)
+		ev.Team = team
+		s.deny(w, r, ev, err)
+		return
+	}
+	perm, method, action, err := operation(req.Operation)
+	ev := s.event(r, action)
+	ev.Team = team
+	if err == nil && len(req.Objects) == 0 {
+		err = signet.Errorf(signet.Invalid, "objects must name at least one object")
+	}
+	if err == nil && len(req.Objects) > MaxBatch {
+		err = signet.Errorf(signet.TooLarge, "at most %d objects per request", MaxBatch)
+	}
+	if err != nil {
+		s.deny(w, r, ev, err)
+		return
+	}
+	t, bucket, conn, err := s.teamBucket(r.Context(), a, team, perm)
+	if err == nil {
+		ev.Store, ev.Bucket = conn.Backend, conn.Bucket
+	}
+	now := s.now()
+	var expires time.Time
+	if err == nil {
+		expires, err = resolveExpiry(now, req.ExpiresIn, t.ExpiryCap(method == http.MethodPut))
+	}
+	if err != nil {
+		s.deny(w, r, ev, err)
+		return
+	}
+
+	results := make([]ObjectResult, len(req.Objects))
+	events := make([]*signet.AuditEvent, len(req.Objects))
+	failed := 0
+	for i, o := range req.Objects {
+		oev := *ev
+		oev.ObjectKey = bucket.StoreKey(o.Key)
+		oev.Method = method
+		results[i].Key = o.Key
+		opts, err := signOptions(method, o)
+		var u *driver.SignedURL
+		if err == nil {
+			opts.Now, opts.Expires = now, expires
+			opts.GrantID = signet.NewID(10)
+			u, err = bucket.SignedURL(r.Context(), o.Key, opts)
+		}
+		if err != nil {
+			if c := signet.ErrorCode(err); c == signet.Internal || c == signet.Unavailable {
+				s.logger.ErrorContext(r.Context(), "signing", "request_id", requestID(r), "err", err)
+			}
+			markFailed(&oev, err)
+			results[i].Error = &ObjectError{Code: string(signet.ErrorCode(err)), Message: signet.ErrorMessage(err)}
+			failed++
+		} else {
+			oev.GrantID, oev.ExpiresAt = opts.GrantID, expires
+			results[i].Method, results[i].URL, results[i].Headers = u.Method, u.URL, u.Headers
+			results[i].ExpiresAt = &expires
+		}
+		events[i] = &oev
+	}
+	if err := s.commit(r.Context(), nil, events...); err != nil {
+		s.writeError(w, r, auditUnavailable(err))
+		return
+	}
+	if failed == len(results) {
+		// Nothing was issued: the request fails as a whole, with the first
+		// object's error and every object's in the problem document.
+		first := results[0].Error
+		s.writeProblem(w, r, &signet.Error{Code: signet.Code(first.Code), Msg: first.Message}, results)
+		return
+	}
+	s.metrics.urls.WithLabelValues(conn.Backend, method).Add(float64(len(results) - failed))
+	writeJSON(w, http.StatusOK, PresignResponse{Objects: results})
+}
+
+// resolveExpiry applies signet.ResolveExpiry to an optional request field;
+// an explicit 0 is refused like any other lifetime below one second.
+func resolveExpiry(now time.Time, requested *int64, limit time.Duration) (time.Time, error) {
+	if requested == nil {
+		return signet.ResolveExpiry(now, 0, limit)
+	}
+	if *requested < 1 {
+		return time.Time{}, signet.Errorf(signet.InvalidExpiry, "expires_in must be at least 1 second")
+	}
+	return signet.ResolveExpiry(now, *requested, limit)
+}
+
+// signOptions checks one object's upload bindings.
+func signOptions(method string, o ObjectRequest) (*driver.SignOptions, error) {
+	opts := &driver.SignOptions{Method: method, Size: -1}
+	if method != http.MethodPut {
+		if o.Size != nil || o.ContentType != "" || o.SHA256 != "" {
+			return nil, signet.Errorf(signet.Invalid, "size, content_type and sha256 apply to uploads only")
+		}
+		return opts, nil
+	}
+	if o.Size != nil {
+		if *o.Size < 0 {
+			return nil, signet.Errorf(signet.Invalid, "size must not be negative")
+		}
+		if *o.Size > MaxSinglePut {
+			return nil, signet.Errorf(signet.TooLarge, "size exceeds %d bytes; use a chunked upload", int64(MaxSinglePut))
+		}
+		opts.Size = *o.Size
+	}
+	opts.ContentType = o.ContentType
+	if o.SHA256 != "" {
+		sum, err := parseSHA256(o.SHA256)
+		if err != nil {
+			return nil, err
+		}
+		opts.SHA256 = sum
+	}
+	return opts, nil
+}
+
+func parseSHA256(s string) ([]byte, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 32 {
+		return nil, signet.Errorf(signet.Invalid, "sha256 must be 64 hexadecimal characters")
+	}
+	return b, nil
+}

@@ -1,0 +1,133 @@
+package http
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/signetdev/signet"
+)
+
+// auditDeadline bounds how long a decision waits for its audit record to
+// become durable before the request is refused with 503.
+const auditDeadline = 5 * time.Second
+
+// event starts an audit record for r.
+func (s *Server) event(r *http.Request, action string) *signet.AuditEvent {
+	a := actorOf(r)
+	ua := r.UserAgent()
+	if len(ua) > 256 {
+		ua = ua[:256]
+	}
+	return &signet.AuditEvent{
+		Time:      s.now(),
+		RequestID: requestID(r),
+		ActorUser: a.User,
+		ActorKey:  a.KeyID,
+		Action:    action,
+		ClientIP:  clientIP(r).String(),
+		UserAgent: ua,
+	}
+}
+
+// commit runs fn and appends evs in one transaction, durably, within the
+// audit deadline. Events without an outcome are marked allowed.
+func (s *Server) commit(ctx context.Context, fn func(tx signet.Tx) error, evs ...*signet.AuditEvent) error {
+	ctx, cancel := context.WithTimeout(ctx, auditDeadline)
+	defer cancel()
+	start := time.Now()
+	err := s.store.Update(ctx, func(tx signet.Tx) error {
+		if fn != nil {
+			if err := fn(tx); err != nil {
+				return err
+			}
+		}
+		for _, ev := range evs {
+			if ev.Outcome == "" {
+				ev.Outcome = signet.OutcomeAllowed
+			}
+		}
+		return tx.AppendAudit(evs...)
+	})
+	s.metrics.auditWrite.Observe(time.Since(start).Seconds())
+	if c := signet.ErrorCode(err); c == signet.Unavailable || c == signet.Internal {
+		s.metrics.auditFail.Inc()
+	}
+	return err
+}
+
+// deny records that r was refused with err and answers with err. If the
+// record itself cannot be written, the answer is 503.
+func (s *Server) deny(w http.ResponseWriter, r *http.Request, ev *signet.AuditEvent, err error) {
+	s.denyObjects(w, r, ev, err, nil)
+}
+
+func (s *Server) denyObjects(w http.ResponseWriter, r *http.Request, ev *signet.AuditEvent, err error, objs []ObjectResult) {
+	markFailed(ev, err)
+	if aerr := s.commit(r.Context(), nil, ev); aerr != nil {
+		s.writeError(w, r, auditUnavailable(aerr))
+		return
+	}
+	s.writeProblem(w, r, err, objs)
+}
+
+func markFailed(ev *signet.AuditEvent, err error) {
+	ev.Code = signet.ErrorCode(err)
+	ev.Reason = signet.ErrorMessage(err)
+	ev.Outcome = signet.OutcomeDenied
+	if ev.Code == signet.Internal || ev.Code == signet.Unavailable {
+		ev.Outcome = signet.OutcomeError
+	}
+}
+
+// auditUnavailable turns a failure to record a decision into the error the
+// client sees: the decision is void.
+func auditUnavailable(err error) error {
+	if signet.ErrorCode(err) == signet.Unavailable {
+		return err
+	}
+	return signet.E("audit", signet.Unavailable, "audit log unavailable; request not performed", err)
+}
+
+// do runs an administrative change and its audit record in one transaction
+// and answers: with ok's result on success, with the recorded refusal
+// otherwise.
+func (s *Server) do(w http.ResponseWriter, r *http.Request, ev *signet.AuditEvent, fn func(tx signet.Tx) error) bool {
+	err := s.commit(r.Context(), fn, ev)
+	if err == nil {
+		return true
+	}
+	if c := signet.ErrorCode(err); c == signet.Unavailable || c == signet.Internal {
+		s.writeError(w, r, auditUnavailable(err))
+		return false
+	}
+	s.deny(w, r, ev, err)
+	return false
+}
+
+// teamRole returns the team and the actor's role in it, after checking that
+// the actor may do p. Non-admins get PermissionDenied for teams that do not
+// exist, so team names do not leak.
+func teamRole(tx signet.Tx, a signet.Actor, name string, p signet.Permission) (*signet.Team, signet.Role, error) {
+	t, err := tx.Team(name)
+	if err != nil {
+		if signet.ErrorCode(err) == signet.NotFound && !a.Admin {
+			return nil, "", signet.Authorize(a, name, "", p)
+		}
+		return nil, "", err
+	}
+	var role signet.Role
+	ms, err := tx.Memberships(a.User)
+	if err != nil && signet.ErrorCode(err) != signet.NotFound {
+		return nil, "", err
+	}
+	for _, m := range ms {
+		if m.Team == name {
+			role = m.Role
+		}
+	}
+	if err := signet.Authorize(a, name, role, p); err != nil {
+		return nil, "", err
+	}
+	return t, role, nil
+}

@@ -1,0 +1,613 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/signetdev/signet"
+	sighttp "github.com/signetdev/signet/http"
+	"github.com/signetdev/signet/sqlite"
+	"github.com/signetdev/signet/storage/driver"
+	"github.com/signetdev/signet/storage/fileblob"
+)
+
+// clock is a settable clock shared by the server and the local store.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// env is a real server (SQLite, local store) on httptest, with users seeded
+// directly in the store.
+type env struct {
+	t     *testing.T
+	URL   string
+	DB    *sqlite.DB
+	Clock *clock
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "signet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	clk := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	db.Now = clk.Now
+	keys, err := fileblob.LoadOrCreateKeys(filepath.Join(dir, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blob *fileblob.Store
+	srv := sighttp.NewServer(sighttp.Config{
+		Store: db,
+		Backends: func(c *signet.Connector) (driver.Backend, error) {
+			if c.Backend != signet.BackendLocal {
+				return nil, signet.Errorf(signet.Unimplemented, "no backend %s", c.Backend)
+			}
+			return blob, nil
+		},
+		Blob: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { blob.ServeHTTP(w, r) }),
+		Now:  clk.Now,
+	})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	blob, err = fileblob.Open(filepath.Join(dir, "blobs"), fileblob.Options{BaseURL: ts.URL, Keys: keys, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, URL: ts.URL, DB: db, Clock: clk}
+	return e
+}
+
+// seed creates a team with a local connector, and returns tokens for users
+// with the given roles (role "" = not a member; "instance" = instance admin).
+func (e *env) seed(team string, roles ...string) map[string]string {
+	e.t.Helper()
+	tokens := map[string]string{}
+	err := e.DB.Update(context.Background(), func(tx signet.Tx) error {
+		if _, err := tx.Team(team); signet.ErrorCode(err) == signet.NotFound {
+			if err := tx.CreateTeam(&signet.Team{Name: team}); err != nil {
+				return err
+			}
+			if err := tx.SetConnector(&signet.Connector{Team: team, Backend: "local", Bucket: team}); err != nil {
+				return err
+			}
+		}
+		for _, role := range roles {
+			name := fmt.Sprintf("%s-%s-%d", team, role, len(tokens))
+			if role == "" {
+				name = fmt.Sprintf("%s-outsider-%d", team, len(tokens))
+			}
+			if err := tx.CreateUser(&signet.User{Name: name, Admin: role == "instance"}); err != nil {
+				return err
+			}
+			if role != "" && role != "instance" {
+				if err := tx.SetMember(&signet.Member{Team: team, User: name, Role: signet.Role(role)}); err != nil {
+					return err
+				}
+			}
+			tok, id, hash := signet.NewAPIKeyToken()
+			if err := tx.CreateAPIKey(&signet.APIKey{ID: id, User: name, Hash: hash}); err != nil {
+				return err
+			}
+			tokens[role] = tok
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tokens
+}
+
+type answer struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (a answer) code() string {
+	var p struct{ Code string }
+	json.Unmarshal(a.Body, &p)
+	return p.Code
+}
+
+func (e *env) do(method, path, token, body string) answer {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.URL+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, b}
+}
+
+// audit returns every audit event, paging through the store.
+func (e *env) audit() []*signet.AuditEvent {
+	e.t.Helper()
+	var all []*signet.AuditEvent
+	f := signet.AuditFilter{Limit: 1000}
+	for {
+		var evs []*signet.AuditEvent
+		err := e.DB.View(context.Background(), func(tx signet.Tx) (err error) {
+			evs, err = tx.Audit(f)
+			return err
+		})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		all = append(all, evs...)
+		if len(evs) < f.Limit {
+			return all
+		}
+		f.AfterID = evs[len(evs)-1].ID
+	}
+}
+
+func presignBody(op string, keys ...string) string {
+	objs := make([]map[string]any, len(keys))
+	for i, k := range keys {
+		objs[i] = map[string]any{"key": k}
+	}
+	b, _ := json.Marshal(map[string]any{"operation": op, "objects": objs})
+	return string(b)
+}
+
+func TestAuthentication(t *testing.T) {
+	e := newEnv(t)
+	tok := e.seed("ml", "member")
+	revokedTok := e.seed("ml", "viewer")["viewer"]
+	id, _, _ := signet.ParseAPIKeyToken(revokedTok)
+	e.DB.Update(context.Background(), func(tx signet.Tx) error { return tx.RevokeAPIKey(id, time.Now()) })
+	unknown, _, _ := signet.NewAPIKeyToken()
+	good := tok["member"]
+	wrongSecret := good[:len(good)-4] + "aaaa"
+	if wrongSecret == good {
+		wrongSecret = good[:len(good)-4] + "bbbb"
+	}
+	cases := map[string]func(*http.Request){
+		"none":         func(r *http.Request) {},
+		"wrong scheme": func(r *http.Request) { r.Header.Set("Authorization", "Basic "+good) },
+		"unknown key":  func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+unknown) },
+		"wrong secret": func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+wrongSecret) },
+		"revoked key":  func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+revokedTok) },
+		"malformed":    func(r *http.Request) { r.Header.Set("Authorization", "Bearer sgt_nope") },
+		"query string": func(r *http.Request) { r.URL.RawQuery = "access_token=" + good + "&token=" + good },
+	}
+	var first []byte
+	for name, set := range cases {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", e.URL+"/v1/teams/ml/presign", strings.NewReader(presignBody("download", "a")))
+			set(req)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 401 {
+				t.Errorf("status %d, want 401", resp.StatusCode)
+			}
+			if resp.Header.Get("WWW-Authenticate") == "" {
+				t.Error("no WWW-Authenticate header")
+			}
+			var p map[string]any
+			json.Unmarshal(b, &p)
+			delete(p, "request_id")
+			norm, _ := json.Marshal(p)
+			if first == nil {
+				first = norm
+			} else if !bytes.Equal(first, norm) {
+				t.Errorf("body %s differs from %s", norm, first)
+			}
+		})
+	}
+	if a := e.do("POST", "/v1/teams/ml/presign", good, presignBody("download", "a")); a.Status != 200 {
+		t.Errorf("valid key: %d %s", a.Status, a.Body)
+	}
+}
+
+func TestPresignBadInput(t *testing.T) {
+	e := newEnv(t)
+	tok := e.seed("ml", "member")["member"]
+	bad := map[string]string{
+		"traversal":         "../x",
+		"inner traversal":   "a/../b",
+		"dot segment":       "a/./b",
+		"leading slash":     "/a",
+		"double slash":      "a//b",
+		"empty":             "",
+		"NUL":               "a\x00b",
+		"newline":           "a\nb",
+		"carriage return":   "a\rb",
+		"C1 control":        "a\u0085b",
+		"backslash":         `a\..\b`,
+		"too long":          strings.Repeat("k", 1025),
+		"trailing dot-dot":  "a/..",
+		"only dot":          ".",
+		"dot-dot":           "..",
+		"trailing slash":    "a/",
+		"backslash only":    `\`,
+		"DEL":               "a\x7fb",
+		"tab":               "a\tb",
+		"escape":            "a\x1bb",
+		"leading dot-dot/":  "../",
+		"double dot inside": "x/../../etc/passwd",
+	}
+	for name, key := range bad {
+		t.Run(name, func(t *testing.T) {
+			// json.Marshal turns invalid UTF-8 into U+FFFD, so build the
+			// body by hand to send the raw bytes.
+			body := `{"operation":"download","objects":[{"key":"` + jsonEscapeRaw(key) + `"}]}`
+			a := e.do("POST", "/v1/teams/ml/presign", tok, body)
+			if a.Status != 400 || a.code() != "invalid_key" {
+				t.Errorf("key %q: %d %s, want 400 invalid_key", key, a.Status, a.Body)
+			}
+			if bytes.Contains(a.Body, []byte("/blob/")) {
+				t.Errorf("key %q: answer holds a URL", key)
+			}
+		})
+	}
+	// Invalid UTF-8 is refused before decoding, because encoding/json would
+	// otherwise replace it and sign a different key than the one sent.
+	a := e.do("POST", "/v1/teams/ml/presign", tok, `{"operation":"download","objects":[{"key":"a\xff\xfeb"}]}`)
+	if a.Status != 400 || bytes.Contains(a.Body, []byte("/blob/")) {
+		t.Errorf("invalid UTF-8 key: %d %s, want 400 and no URL", a.Status, a.Body)
+	}
+	// Percent sequences are literal names, never decoded.
+	for _, key := range []string{"%2e%2e/x", "%252e%252e/x"} {
+		a := e.do("POST", "/v1/teams/ml/presign", tok, presignBody("upload", key))
+		if a.Status != 200 {
+			t.Errorf("key %q: %d %s", key, a.Status, a.Body)
+		}
+	}
+	// Every refusal is on the record.
+	denied := 0
+	for _, ev := range e.audit() {
+		if ev.Outcome == signet.OutcomeDenied && ev.Code == signet.InvalidKey {
+			denied++
+		}
+	}
+	if denied != len(bad) {
+		t.Errorf("%d invalid_key denials audited, want %d", denied, len(bad))
+	}
+}
+
+// jsonEscapeRaw escapes quotes, backslashes and control bytes for JSON
+// while keeping other bytes (including invalid UTF-8) raw.
+func jsonEscapeRaw(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20:
+			fmt.Fprintf(&b, `\u%04x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func TestPresignBody(t *testing.T) {
+	e := newEnv(t)
+	tok := e.seed("ml", "member")["member"]
+	deep := strings.Repeat("[", 100000) + strings.Repeat("]", 100000)
+	cases := []struct {
+		name, body string
+		status     int
+		code       string
+	}{
+		{"unknown field", `{"operation":"download","objects":[{"key":"a"}],"bucket":"other"}`, 400, "invalid"},
+		{"unknown object field", `{"operation":"download","objects":[{"key":"a","bucket":"x"}]}`, 400, "invalid"},
+		{"trailing garbage", `{"operation":"download","objects":[{"key":"a"}]}xyz`, 400, "invalid"},
+		{"two values", `{"operation":"download","objects":[{"key":"a"}]}{}`, 400, "invalid"},
+		{"huge body", `{"operation":"download","objects":[{"key":"` + strings.Repeat("a", 10<<20) + `"}]}`, 413, "too_large"},
+		{"deep nesting", deep, 400, "invalid"},
+		{"bad operation", `{"operation":"delete","objects":[{"key":"a"}]}`, 400, "invalid"},
+		{"no objects", `{"operation":"download","objects":[]}`, 400, "invalid"},
+		{"expires 0", `{"operation":"download","objects":[{"key":"a"}],"expires_in":0}`, 400, "invalid_expiry"},
+		{"expires -1", `{"operation":"download","objects":[{"key":"a"}],"expires_in":-1}`, 400, "invalid_expiry"},
+		{"expires above cap", `{"operation":"download","objects":[{"key":"a"}],"expires_in":3601}`, 400, "invalid_expiry"},
+		{"expires 2^63", `{"operation":"download","objects":[{"key":"a"}],"expires_in":9223372036854775808}`, 400, "invalid"},
+		{"expires as string", `{"operation":"download","objects":[{"key":"a"}],"expires_in":"1h"}`, 400, "invalid"},
+		{"expires fraction", `{"operation":"download","objects":[{"key":"a"}],"expires_in":1.5}`, 400, "invalid"},
+		{"size on download", `{"operation":"download","objects":[{"key":"a","size":3}]}`, 400, "invalid"},
+		{"negative size", `{"operation":"upload","objects":[{"key":"a","size":-1}]}`, 400, "invalid"},
+		{"size above single put", `{"operation":"upload","objects":[{"key":"a","size":5368709121}]}`, 413, "too_large"},
+		{"bad sha256", `{"operation":"upload","objects":[{"key":"a","sha256":"xyz"}]}`, 400, "invalid"},
+		{"bad content type", `{"operation":"upload","objects":[{"key":"a","content_type":"text/plain\r\nX-Evil: 1"}]}`, 400, "invalid"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := e.do("POST", "/v1/teams/ml/presign", tok, c.body)
+			if a.Status != c.status || a.code() != c.code {
+				t.Errorf("%d %s, want %d %s", a.Status, truncate(a.Body), c.status, c.code)
+			}
+		})
+	}
+}
+
+func truncate(b []byte) string {
+	if len(b) > 300 {
+		return string(b[:300]) + "..."
+	}
+	return string(b)
+}
+
+func TestPresignExpiry(t *testing.T) {
+	e := newEnv(t)
+	tok := e.seed("ml", "member")["member"]
+	now := e.Clock.Now()
+	a := e.do("POST", "/v1/teams/ml/presign", tok, `{"operation":"upload","objects":[{"key":"f"}],"expires_in":60}`)
+	if a.Status != 200 {
+		t.Fatalf("%d %s", a.Status, a.Body)
+	}
+	var resp sighttp.PresignResponse
+	json.Unmarshal(a.Body, &resp)
+	o := resp.Objects[0]
+	if !o.ExpiresAt.Equal(now.Add(60 * time.Second)) {
+		t.Errorf("expires_at %v, want %v", o.ExpiresAt, now.Add(60*time.Second))
+	}
+	put := func() int {
+		req, _ := http.NewRequest(o.Method, o.URL, strings.NewReader("x"))
+		for k, v := range o.Headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// expires_at is the URL's real expiry: valid one second before it,
+	// refused at it.
+	e.Clock.Add(59 * time.Second)
+	if s := put(); s != 200 {
+		t.Errorf("PUT 1 s before expires_at: %d", s)
+	}
+	e.Clock.Add(time.Second)
+	if s := put(); s != 403 {
+		t.Errorf("PUT at expires_at: %d, want 403", s)
+	}
+
+	// Defaults: downloads 1 h, uploads 24 h.
+	for op, want := range map[string]time.Duration{"download": time.Hour, "upload": 24 * time.Hour} {
+		a := e.do("POST", "/v1/teams/ml/presign", tok, presignBody(op, "f"))
+		var resp sighttp.PresignResponse
+		json.Unmarshal(a.Body, &resp)
+		if got := resp.Objects[0].ExpiresAt.Sub(e.Clock.Now()); got != want {
+			t.Errorf("%s default lifetime %v, want %v", op, got, want)
+		}
+	}
+}
+
+func TestPresignBatch(t *testing.T) {
+	e := newEnv(t)
+	tok := e.seed("ml", "member")["member"]
+	keys := make([]string, sighttp.MaxBatch)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("shard/%05d.tar", i)
+	}
+	keys[17] = "../escape"
+	a := e.do("POST", "/v1/teams/ml/presign", tok, presignBody("download", keys...))
+	if a.Status != 200 {
+		t.Fatalf("%d %s", a.Status, truncate(a.Body))
+	}
+	var resp sighttp.PresignResponse
+	json.Unmarshal(a.Body, &resp)
+	if len(resp.Objects) != len(keys) {
+		t.Fatalf("%d results, want %d", len(resp.Objects), len(keys))
+	}
+	for i, o := range resp.Objects {
+		if o.Key != keys[i] {
+			t.Fatalf("result %d is for %q, want %q", i, o.Key, keys[i])
+		}
+		if i == 17 {
+			if o.Error == nil || o.Error.Code != "invalid_key" || o.URL != "" {
+				t.Errorf("bad key in batch: %+v", o)
+			}
+		} else if o.URL == "" || o.Error != nil {
+			t.Errorf("object %d: %+v", i, o)
+		}
+	}
+	if n := len(e.audit()); n < len(keys) {
+		t.Errorf("%d audit events for a batch of %d", n, len(keys))
+	}
+	// One more than the maximum is refused whole.
+	a = e.do("POST", "/v1/teams/ml/presign", tok, presignBody("download", append(keys, "x")...))
+	if a.Status != 413 {
+		t.Errorf("batch over max: %d", a.Status)
+	}
+}
+
+func TestRoles(t *testing.T) {
+	e := newEnv(t)
+	tok := e.seed("ml", "viewer", "member", "admin", "", "instance")
+	other := e.seed("cv", "admin")["admin"]
+	cases := []struct {
+		who, method, path, body string
+		status                  int
+	}{
+		{"viewer", "POST", "/v1/teams/ml/presign", presignBody("download", "a"), 200},
+		{"viewer", "POST", "/v1/teams/ml/presign", presignBody("upload", "a"), 403},
+		{"viewer", "POST", "/v1/teams/ml/uploads", `{"key":"a","size":10}`, 403},
+		{"member", "POST", "/v1/teams/ml/presign", presignBody("upload", "a"), 200},
+		{"member", "PUT", "/v1/teams/ml/connector", `{"backend":"local"}`, 403},
+		{"member", "POST", "/v1/teams/ml/members", `{"user":"ml-viewer-0","role":"admin"}`, 403},
+		{"member", "PATCH", "/v1/teams/ml", `{"download_max_expiry":60}`, 403},
+		{"member", "GET", "/v1/audit", "", 403},
+		{"member", "POST", "/v1/teams", `{"name":"x"}`, 403},
+		{"member", "POST", "/v1/users", `{"name":"x"}`, 403},
+		{"", "POST", "/v1/teams/ml/presign", presignBody("download", "a"), 403},
+		{"", "POST", "/v1/teams/nosuchteam/presign", presignBody("download", "a"), 403},
+		{"admin", "PATCH", "/v1/teams/ml", `{"download_max_expiry":60}`, 200},
+		{"admin", "PATCH", "/v1/teams/ml", `{"download_max_expiry":7200}`, 403},
+		{"admin", "PUT", "/v1/teams/ml/connector", `{"backend":"local","prefix":"p/"}`, 200},
+		{"admin", "POST", "/v1/teams/cv/presign", presignBody("download", "a"), 403},
+		{"instance", "PATCH", "/v1/teams/ml", `{"download_max_expiry":7200}`, 200},
+		{"instance", "POST", "/v1/teams/nosuchteam/presign", presignBody("download", "a"), 404},
+	}
+	for _, c := range cases {
+		t.Run(c.who+" "+c.method+" "+c.path, func(t *testing.T) {
+			a := e.do(c.method, c.path, tok[c.who], c.body)
+			if a.Status != c.status {
+				t.Errorf("%d %s, want %d", a.Status, a.Body, c.status)
+			}
+		})
+	}
+	// A team admin cannot point the connector at another team's data.
+	if a := e.do("PUT", "/v1/teams/cv/connector", other, `{"backend":"local","bucket":"ml"}`); a.Status != 409 {
+		t.Errorf("overlapping connector: %d %s, want 409", a.Status, a.Body)
+	}
+	denials := 0
+	for _, ev := range e.audit() {
+		if ev.Outcome == signet.OutcomeDenied && ev.Code == signet.PermissionDenied {
+			denials++
+		}
+	}
+	if denials < 10 {
+		t.Errorf("only %d permission denials audited", denials)
+	}
+}
+
+func TestUploads(t *testing.T) {
+	e := newEnv(t)
+	ml := e.seed("ml", "member")["member"]
+	cv := e.seed("cv", "member")["member"]
+	a := e.do("POST", "/v1/teams/ml/uploads", ml, `{"key":"big","size":12582912,"part_size":5242880}`)
+	if a.Status != 201 {
+		t.Fatalf("%d %s", a.Status, a.Body)
+	}
+	var up sighttp.UploadInfo
+	json.Unmarshal(a.Body, &up)
+	if up.PartCount != 3 || up.PartSize != 5<<20 {
+		t.Errorf("upload %+v", up)
+	}
+	base := "/v1/teams/ml/uploads/" + up.ID
+	for _, nums := range []string{`[0]`, `[4]`, `[10001]`, `[-1]`, `[1.5]`, `["1"]`, `[]`} {
+		a := e.do("POST", base+"/parts", ml, `{"numbers":`+nums+`}`)
+		if a.Status != 400 {
+			t.Errorf("numbers %s: %d %s", nums, a.Status, a.Body)
+		}
+	}
+	// Another team's member cannot see, extend, complete or abort it.
+	other := "/v1/teams/cv/uploads/" + up.ID
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", other, ""},
+		{"POST", other + "/parts", `{"numbers":[1]}`},
+		{"POST", other + "/complete", `{"parts":[{"number":1,"etag":"x"}]}`},
+		{"DELETE", other, ""},
+		{"GET", "/v1/teams/ml/uploads/inventedid", ""},
+	} {
+		tok := cv
+		if strings.HasPrefix(c.path, "/v1/teams/ml/") {
+			tok = ml
+		}
+		if a := e.do(c.method, c.path, tok, c.body); a.Status != 404 {
+			t.Errorf("%s %s: %d %s, want 404", c.method, c.path, a.Status, a.Body)
+		}
+	}
+	// Upload every part and complete.
+	a = e.do("POST", base+"/parts", ml, `{"numbers":[1,2,3]}`)
+	var parts sighttp.PartsResponse
+	json.Unmarshal(a.Body, &parts)
+	var complete []sighttp.CompletePart
+	var all []byte
+	for _, p := range parts.Parts {
+		data := bytes.Repeat([]byte{byte('a' + p.Number)}, int(p.Size))
+		all = append(all, data...)
+		req, _ := http.NewRequest(p.Method, p.URL, bytes.NewReader(data))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("part %d: %s", p.Number, resp.Status)
+		}
+		complete = append(complete, sighttp.CompletePart{Number: p.Number, ETag: resp.Header.Get("ETag")})
+	}
+	a = e.do("GET", base, ml, "")
+	var state sighttp.UploadInfo
+	json.Unmarshal(a.Body, &state)
+	if len(state.Parts) != 3 {
+		t.Errorf("state lists %d parts, want 3", len(state.Parts))
+	}
+	b, _ := json.Marshal(sighttp.CompleteRequest{Parts: complete})
+	if a := e.do("POST", base+"/complete", ml, string(b)); a.Status != 200 {
+		t.Fatalf("complete: %d %s", a.Status, a.Body)
+	}
+	a = e.do("POST", "/v1/teams/ml/presign", ml, presignBody("download", "big"))
+	var resp sighttp.PresignResponse
+	json.Unmarshal(a.Body, &resp)
+	r, err := http.Get(resp.Objects[0].URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if !bytes.Equal(got, all) {
+		t.Errorf("assembled object differs: %d bytes, want %d", len(got), len(all))
+	}
+	if a := e.do("POST", base+"/complete", ml, string(b)); a.Status != 409 {
+		t.Errorf("second complete: %d, want 409", a.Status)
+	}
+	// Too large for the store.
+	if a := e.do("POST", "/v1/teams/ml/uploads", ml, `{"key":"huge","size":6597069766657}`); a.Status != 413 {
+		t.Errorf("6 TiB upload: %d %s, want 413", a.Status, a.Body)
+	}
+}
+
+// TestAuditFailClosed: when the audit record cannot be written, no URL is
+// issued and the answer is 503 with Retry-After; service resumes when the
+// store does.
+func TestAuditFailClosed(t *testing.T) {
+	e := newEnv(t)
+	tok := e.seed("ml", "member")["member"]
+	e.DB.WriteTimeout = 300 * time.Millisecond
+	release := lockDatabase(t, e.DB.Path())
+	a := e.do("POST", "/v1/teams/ml/presign", tok, presignBody("download", "a"))
+	if a.Status != 503 || a.Header.Get("Retry-After") == "" || a.code() != "unavailable" {
+		t.Errorf("presign with audit store locked: %d %s", a.Status, a.Body)
+	}
+	if bytes.Contains(a.Body, []byte("/blob/")) {
+		t.Error("answer holds a URL although nothing was recorded")
+	}
+	release()
+	if a := e.do("POST", "/v1/teams/ml/presign", tok, presignBody("download", "a")); a.Status != 200 {
+		t.Errorf("after the store returned: %d %s", a.Status, a.Body)
+	}
+}
