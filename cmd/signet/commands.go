@@ -1,0 +1,501 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signetdev/signet"
+	sighttp "github.com/signetdev/signet/http"
+)
+
+func newServeCmd(env *Env) *cobra.Command {
+	var configFile, addr, dataDir, publicURL string
+	var dev bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the signet server",
+		Long: `Run the signet server. On an empty database it creates the instance admin and
+prints its API key once (also saved to <data-dir>/admin-token, mode 0600).
+With --dev it also creates the team "default" on the built-in local store.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := DefaultConfig()
+			if configFile != "" {
+				if err := ReadConfigFile(configFile, &cfg); err != nil {
+					return usageError{err}
+				}
+			}
+			f := cmd.Flags()
+			if f.Changed("addr") {
+				cfg.Addr = addr
+			}
+			if f.Changed("data-dir") {
+				cfg.DataDir = dataDir
+			}
+			if f.Changed("public-url") {
+				cfg.PublicURL = publicURL
+			}
+			logger, err := newLogger(env, cfg)
+			if err != nil {
+				return usageError{err}
+			}
+			m := &Main{Config: cfg, Dev: dev, Stdout: env.Stdout, Logger: logger}
+			if err := m.Run(cmd.Context()); err != nil {
+				return err
+			}
+			select {
+			case <-cmd.Context().Done():
+				logger.Info("signet shutting down")
+				return m.Close()
+			case err := <-m.done:
+				m.Close()
+				return err
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "YAML configuration file")
+	f.StringVar(&addr, "addr", DefaultConfig().Addr, "address to listen on")
+	f.StringVar(&dataDir, "data-dir", DefaultConfig().DataDir, "directory for the database, local blobs and keys")
+	f.StringVar(&publicURL, "public-url", "", "base URL that clients use to reach this server (default http://ADDR)")
+	f.BoolVar(&dev, "dev", false, `create the team "default" on the built-in local store at first start`)
+	return cmd
+}
+
+func newLogger(env *Env, cfg Config) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log_level %q: use debug, info, warn or error", cfg.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch cfg.LogFormat {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(env.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(env.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("log_format %q: use text or json", cfg.LogFormat)
+}
+
+func newWhoamiCmd(env *Env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "whoami",
+		Short: "Show the caller and their teams",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := env.client()
+			if err != nil {
+				return err
+			}
+			w, err := c.WhoAmI(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return env.print(w, []string{"USER", "KEY", "ADMIN", "TEAM", "ROLE"}, func(add func(...any)) {
+				if len(w.Teams) == 0 {
+					add(w.User, w.KeyID, w.Admin, "-", "-")
+				}
+				for _, m := range w.Teams {
+					add(w.User, w.KeyID, w.Admin, m.Team, m.Role)
+				}
+			})
+		},
+	}
+}
+
+func printTeams(env *Env, v any, ts ...sighttp.TeamInfo) error {
+	return env.print(v, []string{"TEAM", "ROLE", "DOWNLOAD MAX", "UPLOAD MAX", "CREATED"}, func(add func(...any)) {
+		for _, t := range ts {
+			role := t.Role
+			if role == "" {
+				role = "-"
+			}
+			add(t.Name, role, time.Duration(t.DownloadMaxExpiry)*time.Second, time.Duration(t.UploadMaxExpiry)*time.Second, t.CreatedAt.Format(time.RFC3339))
+		}
+	})
+}
+
+func newTeamCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "team", Short: "Manage teams"}
+	create := &cobra.Command{
+		Use: "create NAME", Short: "Create a team (instance admins)", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.client()
+			if err != nil {
+				return err
+			}
+			t, err := c.CreateTeam(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printTeams(env, t, *t)
+		},
+	}
+	list := &cobra.Command{
+		Use: "list", Short: "List the teams you can see", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := env.client()
+			if err != nil {
+				return err
+			}
+			ts, err := c.Teams(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return printTeams(env, ts, ts...)
+		},
+	}
+	get := &cobra.Command{
+		Use: "get NAME", Short: "Show a team", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.client()
+			if err != nil {
+				return err
+			}
+			t, err := c.Team(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printTeams(env, t, *t)
+		},
+	}
+	var dmax, umax time.Duration
+	set := &cobra.Command{
+		Use: "set NAME", Short: "Change a team's URL lifetime caps", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var req sighttp.UpdateTeamRequest
+			if cmd.Flags().Changed("download-max") {
+				req.DownloadMaxExpiry = seconds(dmax)
+			}
+			if cmd.Flags().Changed("upload-max") {
+				req.UploadMaxExpiry = seconds(umax)
+			}
+			if req.DownloadMaxExpiry == nil && req.UploadMaxExpiry == nil {
+				return usageError{fmt.Errorf("nothing to change: give --download-max and/or --upload-max")}
+			}
+			c, err := env.client()
+			if err != nil {
+				return err
+			}
+			t, err := c.UpdateTeam(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			return printTeams(env, t, *t)
+		},
+	}
+	set.Flags().DurationVar(&dmax, "download-max", 0, "longest lifetime of download URLs (e.g. 30m)")
+	set.Flags().DurationVar(&umax, "upload-max", 0, "longest lifetime of upload URLs (e.g. 12h)")
+	cmd.AddCommand(create, list, get, set)
+	return cmd
+}
+
+// seconds converts a duration flag to whole seconds, refusing fractions so
+// that nothing is silently rounded.
+func seconds(d time.Duration) *int64 {
+	s := int64(d / time.Second)
+	if d%time.Second != 0 {
+		s = -1 // the server refuses it with a clear message
+	}
+	return &s
+}
+
+func printUsers(env *Env, v any, us ...*signet.User) error {
+	return env.print(v, []string{"USER", "SERVICE", "ADMIN", "CREATED"}, func(add func(...any)) {
+		for _, u := range us {
+			add(u.Name, u.Service, u.Admin, u.CreatedAt.Format(time.RFC3339))
+		}
+	})
+}
+
+func newUserCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "user", Short: "Manage users and service accounts"}
+	var service, admin bool
+	create := &cobra.Command{
+		Use: "create NAME", Short: "Create a user (instance admins)", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.client()
+			if err != nil {
+				return err
+			}
+			u, err := c.CreateUser(cmd.Context(), args[0], service, admin)
+			if err != nil {
+				return err
+			}
+			return printUsers(env, u, u)
+		},
+	}
+	create.Flags().BoolVar(&service, "service", false, "create a service account (for workloads) rather than a human user")
+	create.Flags().BoolVar(&admin, "admin", false, "make the user an instance admin")
+	list := &cobra.Command{
+		Use: "list", Short: "List users (instance admins)", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := env.client()
+			if err != nil {
+				return err
+			}
+			us, err := c.Users(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return printUsers(env, us, us...)
+		},
+	}
+	cmd.AddCommand(create, list)
+	return cmd
+}
+
+func printMembers(env *Env, v any, ms ...*signet.Member) error {
+	return env.print(v, []string{"TEAM", "USER", "ROLE"}, func(add func(...any)) {
+		for _, m := range ms {
+			add(m.Team, m.User, m.Role)
+		}
+	})
+}
+
+func newMemberCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "member", Short: "Manage team membership"}
+	var role string
+	add := &cobra.Command{
+		Use: "add TEAM USER", Short: "Add a user to a team, or change their role", Args: exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.client()
+			if err != nil {
+				return err
+			}
+			m, err := c.AddMember(cmd.Context(), args[0], args[1], signet.Role(role))
+			if err != nil {
+				return err
+			}
+			return printMembers(env, m, m)
+		},
+	}
+	add.Flags().StringVar(&role, "role", string(signet.RoleMember), "admin, member or viewer")
+	list := &cobra.Command{
+		Use: "list TEAM", Short: "List a team's members", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.client()
+			if err != nil {
+				return err
+			}
+			ms, err := c.Members(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printMembers(env, ms, ms...)
+		},
+	}
+	remove := &cobra.Command{
+		Use: "remove TEAM USER", Short: "Remove a user from a team", Args: exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.client()
+			if err != nil {
+				return err
+			}
+			return c.RemoveMember(cmd.Context(), args[0], args[1])
+		},
+	}
+	cmd.AddCommand(add, list, remove)
+	return cmd
+}
+
+func newKeyCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "key", Short: "Manage API keys"}
+	create := &cobra.Command{
+		Use: "create [USER]", Short: "Create an API key and print its token (shown only once)", Args: rangeArgs(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.client()
+			if err != nil {
+				return err
+			}
+			user := ""
+			if len(args) == 1 {
+				user = args[0]
+			}
+			k, err := c.CreateKey(cmd.Context(), user)
+			if err != nil {
+				return err
+			}
+			if env.jsonOut {
+				return env.print(k, nil, nil)
+			}
+			fmt.Fprintln(env.Stdout, k.Token)
+			return nil
+		},
+	}
+	list := &cobra.Command{
+		Use: "list [USER]", Short: "List API keys (never their secrets)", Args: rangeArgs(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.client()
+			if err != nil {
+				return err
+			}
+			user := ""
+			if len(args) == 1 {
+				user = args[0]
+			}
+			ks, err := c.Keys(cmd.Context(), user)
+			if err != nil {
+				return err
+			}
+			return env.print(ks, []string{"ID", "OWNER", "CREATED", "LAST USED", "REVOKED"}, func(add func(...any)) {
+				for _, k := range ks {
+					add(k.ID, k.User, k.CreatedAt.Format(time.RFC3339), timeOrDash(k.LastUsedAt), timeOrDash(k.RevokedAt))
+				}
+			})
+		},
+	}
+	revoke := &cobra.Command{
+		Use: "revoke ID", Short: "Revoke an API key; effective on its next request", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.client()
+			if err != nil {
+				return err
+			}
+			return c.RevokeKey(cmd.Context(), args[0])
+		},
+	}
+	cmd.AddCommand(create, list, revoke)
+	return cmd
+}
+
+func timeOrDash(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}
+
+func printConnector(env *Env, c *signet.Connector) error {
+	return env.print(c, []string{"TEAM", "BACKEND", "BUCKET", "PREFIX", "REGION", "ENDPOINT", "CREDENTIALS"}, func(add func(...any)) {
+		creds := "ambient"
+		if c.CredentialsRef != "" {
+			creds = "stored (" + c.CredentialsRef + ")"
+		}
+		if c.Backend == signet.BackendLocal {
+			creds = "built-in"
+		}
+		add(c.Team, c.Backend, c.Bucket, dashIfEmpty(c.Prefix), dashIfEmpty(c.Region), dashIfEmpty(c.Endpoint), creds)
+	})
+}
+
+func newConnectorCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "connector", Short: "Map a team to its storage bucket"}
+	var req sighttp.ConnectorRequest
+	set := &cobra.Command{
+		Use:   "set TEAM",
+		Short: "Set the team's storage connector (team admins)",
+		Long: `Set the team's storage connector. Every URL issued for the team addresses
+only this bucket and prefix. Backends: local (built in; bucket defaults to the
+team name). s3, gcs and azure arrive with their own releases.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.client()
+			if err != nil {
+				return err
+			}
+			conn, err := c.SetConnector(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			return printConnector(env, conn)
+		},
+	}
+	f := set.Flags()
+	f.StringVar(&req.Backend, "backend", "", "local, s3, gcs or azure")
+	f.StringVar(&req.Bucket, "bucket", "", "bucket (for local: a directory name; default the team name)")
+	f.StringVar(&req.Prefix, "prefix", "", "key prefix inside the bucket, ending in /")
+	f.StringVar(&req.Region, "region", "", "region of the bucket")
+	f.StringVar(&req.Endpoint, "endpoint", "", "endpoint URL of an S3-compatible or emulated store")
+	set.MarkFlagRequired("backend")
+	get := &cobra.Command{
+		Use: "get TEAM", Short: "Show the team's storage connector (never its secrets)", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.client()
+			if err != nil {
+				return err
+			}
+			conn, err := c.Connector(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printConnector(env, conn)
+		},
+	}
+	cmd.AddCommand(set, get)
+	return cmd
+}
+
+func newAuditCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "Read the audit log"}
+	var q sighttp.AuditQuery
+	var all bool
+	list := &cobra.Command{
+		Use: "list", Short: "List audit events, oldest first", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := env.client()
+			if err != nil {
+				return err
+			}
+			var evs []*signet.AuditEvent
+			var next string
+			for {
+				page, err := c.Audit(cmd.Context(), q)
+				if err != nil {
+					return err
+				}
+				evs = append(evs, page.Events...)
+				next = page.NextCursor
+				if !all || next == "" {
+					break
+				}
+				q.Cursor = next
+			}
+			err = env.print(evs, []string{"ID", "TIME", "ACTOR", "TEAM", "ACTION", "OUTCOME", "OBJECT", "DETAIL"}, func(add func(...any)) {
+				for _, e := range evs {
+					detail := e.Reason
+					if detail == "" {
+						detail = e.Target
+					}
+					add(e.ID, e.Time.Format(time.RFC3339), dashIfEmpty(e.ActorUser), dashIfEmpty(e.Team), e.Action, e.Outcome, dashIfEmpty(e.ObjectKey), dashIfEmpty(detail))
+				}
+			})
+			if err == nil && next != "" && !env.jsonOut {
+				fmt.Fprintf(env.Stderr, "more events: --cursor %s (or --all)\n", next)
+			}
+			return err
+		},
+	}
+	lf := list.Flags()
+	lf.StringVar(&q.Team, "team", "", "only this team's events")
+	lf.StringVar(&q.Actor, "actor", "", "only this user's events")
+	lf.StringVar(&q.Cursor, "cursor", "", "continue after this cursor")
+	lf.IntVar(&q.Limit, "limit", 100, "events per page (1-1000)")
+	lf.BoolVar(&all, "all", false, "fetch every page")
+	var eq sighttp.AuditQuery
+	export := &cobra.Command{
+		Use: "export", Short: "Write audit events as JSON lines", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := env.client()
+			if err != nil {
+				return err
+			}
+			return c.ExportAudit(cmd.Context(), eq, env.Stdout)
+		},
+	}
+	export.Flags().StringVar(&eq.Team, "team", "", "only this team's events")
+	export.Flags().StringVar(&eq.Actor, "actor", "", "only this user's events")
+	export.Flags().StringVar(&eq.Cursor, "cursor", "", "start after this event id")
+	cmd.AddCommand(list, export)
+	return cmd
+}
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the server's configuration, read from a YAML file and
+// overridden by flags. Unknown keys are errors that name the key.
+type Config struct {
+	// Addr is the address to listen on.
+	Addr string `yaml:"addr"`
+	// DataDir holds the SQLite database, the local store's blobs and keys,
+	// and the admin token written at bootstrap.
+	DataDir string `yaml:"data_dir"`
+	// DB is the SQLite database path; <data_dir>/signet.db when empty.
+	DB string `yaml:"db"`
+	// PublicURL is the base of URLs the local store hands out; derived from
+	// the listen address when empty. Never taken from request headers.
+	PublicURL string `yaml:"public_url"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text or json.
+	LogFormat string `yaml:"log_format"`
+}
+
+// DefaultConfig returns the embedded default configuration.
+func DefaultConfig() Config {
+	return Config{
+		Addr:      "127.0.0.1:8080",
+		DataDir:   "./signet-data",
+		LogLevel:  "info",
+		LogFormat: "text",
+	}
+}
+
+// ReadConfigFile decodes the YAML file at path over c, strictly.
+func ReadConfigFile(path string, c *Config) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %s", path, yamlProblem(err))
+	}
+	return nil
+}
+
+// yamlProblem rewrites yaml's "field x not found in type main.Config" into
+// a message that names the key and the keys that exist.
+func yamlProblem(err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err.Error()
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		if line, key, ok := strings.Cut(m, "field "); ok && strings.Contains(key, " not found in type") {
+			key, _, _ = strings.Cut(key, " not found")
+			m = line + "unknown key " + fmt.Sprintf("%q", key) + " (known keys: addr, data_dir, db, public_url, log_level, log_format)"
+		}
+		msgs[i] = m
+	}
+	return strings.Join(msgs, "; ")
+}

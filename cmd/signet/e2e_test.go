@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/signetdev/signet"
+)
+
+// TestWalkthrough follows the README's five-minute walkthrough through the
+// CLI and plain HTTP against a real server.
+func TestWalkthrough(t *testing.T) {
+	m, adminToken := MustRunMain(t)
+	admin := cli{tb: t, addr: m.URL(), token: adminToken}
+
+	admin.must("team", "create", "ml")
+	admin.must("user", "create", "alice")
+	admin.must("user", "create", "trainer", "--service")
+	admin.must("user", "create", "bob")
+	admin.must("member", "add", "ml", "alice", "--role", "admin")
+	admin.must("member", "add", "ml", "trainer", "--role", "member")
+	admin.must("member", "add", "ml", "bob", "--role", "viewer")
+	aliceToken := strings.TrimSpace(admin.must("key", "create", "alice"))
+	trainerToken := strings.TrimSpace(admin.must("key", "create", "trainer"))
+	bobToken := strings.TrimSpace(admin.must("key", "create", "bob"))
+	for _, tok := range []string{aliceToken, trainerToken, bobToken} {
+		if !strings.HasPrefix(tok, "sgt_") || strings.Contains(tok, "\n") {
+			t.Fatalf("key create printed %q, want only a token", tok)
+		}
+	}
+	alice, trainer, bob := admin.as(aliceToken), admin.as(trainerToken), admin.as(bobToken)
+
+	// The team admin sets the connector; a viewer may not.
+	alice.must("connector", "set", "ml", "--backend", "local", "--prefix", "runs/")
+	if r := bob.run("connector", "set", "ml", "--backend", "local"); r.code != 1 || !strings.Contains(r.stderr, "permission_denied") {
+		t.Errorf("viewer connector set: exit %d, stderr %q; want permission_denied", r.code, r.stderr)
+	}
+
+	// Upload and download through URLs the CLI prints.
+	payload := []byte("weights v1\n")
+	r := trainer.run("presign", "put", "ml", "model/weights.bin")
+	if r.code != 0 {
+		t.Fatalf("presign put: %s", r.stderr)
+	}
+	putURL := strings.TrimSpace(r.stdout)
+	if !strings.Contains(putURL, "/blob/ml/runs/model/weights.bin?") {
+		t.Errorf("upload URL %q does not address the team's bucket and prefix", putURL)
+	}
+	req, _ := http.NewRequest("PUT", putURL, bytes.NewReader(payload))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("PUT via presigned URL: %s", resp.Status)
+	}
+	getURL := strings.TrimSpace(bob.must("presign", "get", "ml", "model/weights.bin"))
+	got := httpGet(t, getURL)
+	if !bytes.Equal(got, payload) {
+		t.Errorf("downloaded %q, want %q", got, payload)
+	}
+	// The object sits under the connector's prefix on disk.
+	if b, err := os.ReadFile(filepath.Join(m.Config.DataDir, "blobs", "objects", "ml", "runs", "model", "weights.bin")); err != nil || !bytes.Equal(b, payload) {
+		t.Errorf("object on disk: %q, %v", b, err)
+	}
+
+	// A viewer cannot get an upload URL; the refusal is audited.
+	if r := bob.run("presign", "put", "ml", "x"); r.code != 1 || !strings.Contains(r.stderr, "permission_denied") {
+		t.Errorf("viewer presign put: exit %d %q", r.code, r.stderr)
+	}
+	// Nobody outside the team gets a URL for it.
+	admin.must("user", "create", "eve")
+	eve := admin.as(strings.TrimSpace(admin.must("key", "create", "eve")))
+	if r := eve.run("presign", "get", "ml", "model/weights.bin"); r.code != 1 || !strings.Contains(r.stderr, "permission_denied") {
+		t.Errorf("outsider presign get: exit %d %q", r.code, r.stderr)
+	}
+
+	// Large file through chunked upload and back.
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.bin")
+	data := make([]byte, 23<<20+12345)
+	rand.Read(data)
+	os.WriteFile(big, data, 0o600)
+	trainer.must("cp", "--part-size", "5242880", big, "signet://ml/ckpt/big.bin")
+	copyPath := filepath.Join(dir, "copy.bin")
+	trainer.must("cp", "signet://ml/ckpt/big.bin", copyPath)
+	if b, _ := os.ReadFile(copyPath); !bytes.Equal(b, data) {
+		t.Errorf("cp round trip: %d bytes back, want %d equal bytes", len(b), len(data))
+	}
+
+	// Key listing shows ids, never secrets; revocation is immediate.
+	keys := admin.must("key", "list", "bob", "--json")
+	if strings.Contains(keys, strings.TrimPrefix(bobToken, "sgt_")[17:]) {
+		t.Error("key list shows the secret")
+	}
+	var ks []signet.APIKey
+	json.Unmarshal([]byte(keys), &ks)
+	if len(ks) != 1 || ks[0].LastUsedAt == nil {
+		t.Fatalf("key list = %+v, want one used key", ks)
+	}
+	admin.must("key", "revoke", ks[0].ID)
+	if r := bob.run("whoami"); r.code != 1 || !strings.Contains(r.stderr, "unauthenticated") {
+		t.Errorf("revoked key: exit %d %q", r.code, r.stderr)
+	}
+
+	// The audit log holds every decision, and never a URL.
+	var evs []signet.AuditEvent
+	if err := json.Unmarshal([]byte(admin.must("audit", "list", "--all", "--limit", "1000", "--json")), &evs); err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, e := range evs {
+		count[e.Action+"/"+e.Outcome]++
+		raw, _ := json.Marshal(e)
+		if strings.Contains(string(raw), "sig=") || strings.Contains(string(raw), "sgt_") {
+			t.Errorf("audit event holds a secret: %s", raw)
+		}
+	}
+	for _, want := range []string{
+		"team.create/allowed", "user.create/allowed", "member.add/allowed", "key.create/allowed",
+		"connector.set/allowed", "connector.set/denied", "presign.upload/allowed", "presign.download/allowed",
+		"presign.upload/denied", "presign.download/denied", "upload.create/allowed", "upload.parts/allowed",
+		"upload.complete/allowed", "key.revoke/allowed", "auth.authenticate/denied",
+	} {
+		if count[want] == 0 {
+			t.Errorf("audit log has no %s event", want)
+		}
+	}
+	// A team admin sees only their team's events.
+	var teamEvs []signet.AuditEvent
+	json.Unmarshal([]byte(alice.must("audit", "list", "--json", "--limit", "1000")), &teamEvs)
+	for _, e := range teamEvs {
+		if e.Team != "ml" {
+			t.Errorf("team admin sees event of team %q", e.Team)
+		}
+	}
+	if r := trainer.run("audit", "list"); r.code != 1 {
+		t.Errorf("member audit list: exit %d, want refusal", r.code)
+	}
+}
+
+func httpGet(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET via presigned URL: %s", resp.Status)
+	}
+	return b
+}

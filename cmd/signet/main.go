@@ -1,0 +1,152 @@
+// Command signet is the signet pre-signed URL broker: `signet serve` runs
+// the server; every other verb is a client of its HTTP API, configured by
+// SIGNET_ADDR and SIGNET_TOKEN.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signetdev/signet"
+	sighttp "github.com/signetdev/signet/http"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(Run(ctx, os.Args[1:], &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}))
+}
+
+// Env is what a command may touch of its process, so tests can run the
+// CLI in process.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+
+	jsonOut bool
+}
+
+// Run executes the command line args and returns the exit status.
+func Run(ctx context.Context, args []string, env *Env) int {
+	root := newRootCmd(env)
+	root.SetArgs(args)
+	root.SetIn(env.Stdin)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(env.Stderr, "signet: %v\n", err)
+			return 2
+		}
+		fmt.Fprintf(env.Stderr, "signet: %s\n", describe(err))
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ error }
+
+// exactArgs is cobra.ExactArgs with errors marked as usage errors.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
+// rangeArgs is cobra.RangeArgs with errors marked as usage errors.
+func rangeArgs(min, max int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.RangeArgs(min, max)(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
+// describe renders err for a user: the safe message and the stable code.
+func describe(err error) string {
+	var e *signet.Error
+	if errors.As(err, &e) {
+		return fmt.Sprintf("%s (%s)", signet.ErrorMessage(err), e.Code)
+	}
+	return err.Error()
+}
+
+func newRootCmd(env *Env) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "signet",
+		Short:         "A broker that hands out pre-signed URLs for blob storage",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Long: `signet hands out pre-signed URLs for blob storage to the members of a team.
+
+Run the server with "signet serve --dev". Every other command is a client of the
+server's API: set SIGNET_ADDR (default http://127.0.0.1:8080) and SIGNET_TOKEN
+(an API key; the admin key is in <data-dir>/admin-token).`,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentFlags().BoolVar(&env.jsonOut, "json", false, "print JSON instead of a table")
+	root.AddCommand(
+		newServeCmd(env),
+		newWhoamiCmd(env),
+		newTeamCmd(env),
+		newUserCmd(env),
+		newMemberCmd(env),
+		newKeyCmd(env),
+		newConnectorCmd(env),
+		newPresignCmd(env),
+		newCpCmd(env),
+		newAuditCmd(env),
+	)
+	return root
+}
+
+// client returns an API client from SIGNET_ADDR and SIGNET_TOKEN. The token
+// is never accepted as a flag, so it stays out of shell history and ps.
+func (env *Env) client() (*sighttp.Client, error) {
+	addr := env.Getenv("SIGNET_ADDR")
+	if addr == "" {
+		addr = "http://127.0.0.1:8080"
+	}
+	token := strings.TrimSpace(env.Getenv("SIGNET_TOKEN"))
+	if token == "" {
+		return nil, usageError{errors.New("SIGNET_TOKEN is not set; export an API key (the admin key is in <data-dir>/admin-token)")}
+	}
+	c := sighttp.NewClient(addr, token)
+	c.UserAgent = "signet-cli"
+	return c, nil
+}
+
+// print writes v as JSON with --json, or as a table of header and rows.
+func (env *Env) print(v any, header []string, rows func(add func(cols ...any))) error {
+	if env.jsonOut {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	rows(func(cols ...any) {
+		s := make([]string, len(cols))
+		for i, c := range cols {
+			s[i] = fmt.Sprint(c)
+		}
+		fmt.Fprintln(tw, strings.Join(s, "\t"))
+	})
+	return tw.Flush()
+}
