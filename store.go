@@ -21,10 +21,12 @@ type Store interface {
 }
 
 // Tx is a transaction on the Store. Methods return *Error values with the
-// codes listed; any other failure is Internal or Unavailable.
+// codes listed; any other failure is Internal or Unavailable. Instants are
+// stored in UTC to the microsecond; the methods that insert a value set its
+// generated fields (IDs, and times left zero) on the caller's struct.
 type Tx interface {
-	// CreateTeam inserts t, setting its ID and CreatedAt. Conflict if the
-	// name is taken.
+	// CreateTeam inserts t, setting its ID, and its CreatedAt when zero.
+	// Conflict if the name is taken.
 	CreateTeam(t *Team) error
 	// Team returns the team by name. NotFound.
 	Team(name string) (*Team, error)
@@ -41,13 +43,15 @@ type Tx interface {
 	Users() ([]*User, error)
 
 	// SetMember adds the user to the team or changes the role. NotFound if
-	// either does not exist.
+	// either does not exist; Invalid if the role is not valid.
 	SetMember(m *Member) error
 	// RemoveMember removes a membership. NotFound.
 	RemoveMember(team, user string) error
-	// Members lists the team's members ordered by user name.
+	// Members lists the team's members ordered by user name. NotFound if
+	// the team does not exist.
 	Members(team string) ([]*Member, error)
 	// Memberships lists the teams a user belongs to, ordered by team name.
+	// NotFound if the user does not exist.
 	Memberships(user string) ([]*Member, error)
 
 	// CreateAPIKey inserts k. NotFound if the user does not exist; Conflict
@@ -56,34 +60,42 @@ type Tx interface {
 	// APIKey returns the key by id, revoked or not. NotFound.
 	APIKey(id string) (*APIKey, error)
 	// APIKeys lists keys, of one user when user is not empty, ordered by
-	// creation time.
+	// creation time. NotFound if that user does not exist.
 	APIKeys(user string) ([]*APIKey, error)
 	// RevokeAPIKey marks a key revoked at t. NotFound; Conflict if already
 	// revoked.
 	RevokeAPIKey(id string, t time.Time) error
-	// TouchAPIKey records that the key was used at t.
+	// TouchAPIKey records that the key was used at t. NotFound.
 	TouchAPIKey(id string, t time.Time) error
 
 	// SetConnector creates or replaces the team's connector. NotFound if the
 	// team does not exist; Conflict if its bucket and prefix overlap another
-	// team's connector on the same backend and endpoint.
+	// team's connector on the same backend and endpoint. Overlap errs
+	// towards yes: one prefix being a string prefix of the other ("" is the
+	// whole bucket), names compared case-insensitively, endpoints without
+	// scheme, default port or trailing slash, and an empty endpoint (the
+	// backend's default) matching any.
 	SetConnector(c *Connector) error
 	// Connector returns the team's connector. NotFound.
 	Connector(team string) (*Connector, error)
 	// Connectors lists all connectors ordered by team.
 	Connectors() ([]*Connector, error)
 
-	// CreateUpload inserts u. Conflict if the id is taken.
+	// CreateUpload inserts u. NotFound if the team does not exist; Conflict
+	// if the id is taken.
 	CreateUpload(u *Upload) error
 	// Upload returns the team's upload by id. NotFound, also when the
 	// upload belongs to another team.
 	Upload(team, id string) (*Upload, error)
-	// SetUploadState changes an upload's state. NotFound.
+	// SetUploadState changes an upload's state. NotFound, also when the
+	// upload belongs to another team.
 	SetUploadState(team, id, state string) error
 
 	// AppendAudit appends events to the audit log, setting their IDs.
+	// Invalid if an event lacks an Action or Outcome.
 	AppendAudit(events ...*AuditEvent) error
-	// Audit returns events matching f in ascending ID order.
+	// Audit returns events matching f in ascending ID order, at most
+	// f.Limit of them (100 when 0, never more than 1000).
 	Audit(f AuditFilter) ([]*AuditEvent, error)
 
 	// Setting returns an instance setting. NotFound.
