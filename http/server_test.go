@@ -37,13 +37,13 @@ func (c *clock) Add(d time.Duration) {
 // env is a real server (SQLite, local store) on httptest, with users seeded
 // directly in the store.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	URL   string
 	DB    *sqlite.DB
 	Clock *clock
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "signet.db"))
