@@ -119,7 +119,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 func (m *Main) backend(c *signet.Connector) (driver.Backend, error) {
 	switch c.Backend {
 	case signet.BackendLocal:
-		if err := validateLocalBucket(c.Bucket); err != nil {
+		if err := fileblob.ValidateBucket(c.Bucket); err != nil {
 			return nil, err
 		}
 		return m.Blob, nil
@@ -242,6 +242,3 @@ func writeSecretFile(path, data string) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
-
-// validateLocalBucket is a stand-in until fileblob exports its check.
-func validateLocalBucket(string) error { return nil }
