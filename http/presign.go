@@ -136,7 +136,7 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 	failed := 0
 	for i, o := range req.Objects {
 		oev := *ev
-		oev.ObjectKey = bucket.StoreKey(o.Key)
+		oev.ObjectKey = auditKey(bucket.StoreKey(o.Key))
 		oev.Method = method
 		results[i].Key = o.Key
 		opts, err := signOptions(method, o)

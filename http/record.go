@@ -30,6 +30,18 @@ func (s *Server) event(r *http.Request, action string) *signet.AuditEvent {
 	}
 }
 
+// maxAuditKey bounds object keys copied into audit records: a refused key
+// may be far longer than any valid one.
+const maxAuditKey = 1100
+
+// auditKey returns key as it goes into an audit record.
+func auditKey(key string) string {
+	if len(key) > maxAuditKey {
+		return key[:maxAuditKey] + "…"
+	}
+	return key
+}
+
 // commit runs fn and appends evs in one transaction, durably, within the
 // audit deadline. Events without an outcome are marked allowed.
 func (s *Server) commit(ctx context.Context, fn func(tx signet.Tx) error, evs ...*signet.AuditEvent) error {

@@ -90,7 +90,7 @@ func (s *Server) handleCreateUpload(w http.ResponseWriter, r *http.Request) {
 		s.deny(w, r, ev, err)
 		return
 	}
-	ev.Store, ev.Bucket, ev.ObjectKey = conn.Backend, conn.Bucket, bucket.StoreKey(req.Key)
+	ev.Store, ev.Bucket, ev.ObjectKey = conn.Backend, conn.Bucket, auditKey(bucket.StoreKey(req.Key))
 	now := s.now()
 	u := &signet.Upload{
 		ID: signet.NewID(12), Team: ev.Team, Key: req.Key, Size: req.Size,

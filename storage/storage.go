@@ -148,7 +148,7 @@ func checkSignOptions(op string, o *driver.SignOptions) error {
 			return err
 		}
 	}
-	if len(o.GrantID) > maxGrantIDLen || !isToken(o.GrantID) {
+	if len(o.GrantID) > maxGrantIDLen || !IsToken(o.GrantID) {
 		return errorf(op, signet.Invalid, "grant id must be at most %d characters of [A-Za-z0-9._~-]", maxGrantIDLen)
 	}
 	if o.UploadID == "" && o.PartNumber == 0 {
@@ -200,8 +200,9 @@ func isPrintableASCII(s string) bool {
 	return true
 }
 
-// isToken reports whether s is made of URL-safe unreserved characters.
-func isToken(s string) bool {
+// IsToken reports whether s is made only of URL-safe unreserved characters
+// (A-Z a-z 0-9 . _ ~ -), as grant ids and key ids must be.
+func IsToken(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '~' || c == '-') {

@@ -209,7 +209,7 @@ func (s *Store) SignedURL(ctx context.Context, o *driver.SignOptions) (*driver.S
 	if o.UploadID != "" && (!validUploadID(o.UploadID) || o.PartNumber < 1 || o.PartNumber > maxParts) {
 		return nil, signet.E(op, signet.InvalidPart, "malformed upload id or part number", nil)
 	}
-	if !isToken(o.GrantID) || len(o.GrantID) > 128 {
+	if !storage.IsToken(o.GrantID) || len(o.GrantID) > 128 {
 		return nil, signet.E(op, signet.Invalid, "malformed grant id", nil)
 	}
 	if o.Size < -1 {

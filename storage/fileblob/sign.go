@@ -215,7 +215,7 @@ func parseQuery(raw string) (*claims, []byte, string) {
 		c.UploadID, c.PartNumber = up, int(n)
 	}
 	c.GrantID, _ = get(paramGrant)
-	if len(c.GrantID) > 128 || !isToken(c.GrantID) {
+	if len(c.GrantID) > 128 || !storage.IsToken(c.GrantID) {
 		return nil, nil, "malformed grant id"
 	}
 	s, _ := get(paramSig)
@@ -266,16 +266,6 @@ func prefixContains(p netip.Prefix, ip netip.Addr) bool {
 
 // validKeyID reports whether id may name a signing key.
 func validKeyID(id string) bool {
-	return id != "" && len(id) <= 64 && isToken(id)
+	return id != "" && len(id) <= 64 && storage.IsToken(id)
 }
 
-// isToken reports whether s is made of URL-safe unreserved characters.
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '~' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
