@@ -606,7 +606,13 @@ func TestAuditFailClosed(t *testing.T) {
 	if bytes.Contains(a.Body, []byte("/blob/")) {
 		t.Error("answer holds a URL although nothing was recorded")
 	}
+	if a := e.do("GET", "/readyz", "", ""); a.Status != 503 {
+		t.Errorf("readyz with audit store locked: %d, want 503", a.Status)
+	}
 	release()
+	if a := e.do("GET", "/readyz", "", ""); a.Status != 200 {
+		t.Errorf("readyz after the store returned: %d %s", a.Status, a.Body)
+	}
 	if a := e.do("POST", "/v1/teams/ml/presign", tok, presignBody("download", "a")); a.Status != 200 {
 		t.Errorf("after the store returned: %d %s", a.Status, a.Body)
 	}
