@@ -268,4 +268,3 @@ func prefixContains(p netip.Prefix, ip netip.Addr) bool {
 func validKeyID(id string) bool {
 	return id != "" && len(id) <= 64 && storage.IsToken(id)
 }
-
