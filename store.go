@@ -81,6 +81,12 @@ type Tx interface {
 	// Connectors lists all connectors ordered by team.
 	Connectors() ([]*Connector, error)
 
+	// PutCredential stores c, replacing a credential with the same Ref.
+	// NotFound if the team does not exist.
+	PutCredential(c *Credential) error
+	// Credential returns the credential by reference. NotFound.
+	Credential(ref string) (*Credential, error)
+
 	// CreateUpload inserts u. NotFound if the team does not exist; Conflict
 	// if the id is taken.
 	CreateUpload(u *Upload) error

@@ -870,3 +870,41 @@ func (t *tx) SetSetting(name, value string) error {
 	}
 	return nil
 }
+
+// PutCredential stores c, replacing a credential with the same Ref.
+// NotFound if the team does not exist.
+func (t *tx) PutCredential(c *signet.Credential) error {
+	const op = "sqlite.PutCredential"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if c == nil || c.Ref == "" || len(c.Sealed) == 0 {
+		return invalid(op, "credential reference and sealed value are required")
+	}
+	teamID, err := t.teamID(op, c.Team)
+	if err != nil {
+		return err
+	}
+	created := t.stamp(c.CreatedAt)
+	_, err = t.exec(`INSERT INTO credentials (ref, team_id, sealed, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (ref) DO UPDATE SET team_id = excluded.team_id, sealed = excluded.sealed,
+			created_at = excluded.created_at`, c.Ref, teamID, c.Sealed, micros(created))
+	if err != nil {
+		return t.fail(op, err, "", "")
+	}
+	c.CreatedAt = created
+	return nil
+}
+
+// Credential returns the credential by reference. NotFound.
+func (t *tx) Credential(ref string) (*signet.Credential, error) {
+	var c signet.Credential
+	var created int64
+	err := t.queryRow(`SELECT c.ref, t.name, c.sealed, c.created_at FROM credentials c
+		JOIN teams t ON t.id = c.team_id WHERE c.ref = ?`, ref).Scan(&c.Ref, &c.Team, &c.Sealed, &created)
+	if err != nil {
+		return nil, t.fail("sqlite.Credential", err, "", fmt.Sprintf("credential %q not found", ref))
+	}
+	c.CreatedAt = fromMicros(created)
+	return &c, nil
+}

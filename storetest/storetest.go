@@ -149,6 +149,11 @@ func Run(t *testing.T, open func(t *testing.T) signet.Store) {
 			{"DefaultLimit", testAuditDefaultLimit},
 			{"Filters", testAuditFilters},
 		}},
+		{"Credential", []test{
+			{"OK", testCredentialOK},
+			{"Replace", testCredentialReplace},
+			{"ErrNotFound", testCredentialErrNotFound},
+		}},
 		{"Setting", []test{
 			{"OK", testSettingOK},
 			{"ErrNotFound", testSettingErrNotFound},
@@ -1363,6 +1368,50 @@ func testSettingErrNotFound(t *testing.T, s signet.Store) {
 		return err
 	})
 	wantCode(t, "Setting(nope)", err, signet.NotFound)
+}
+
+// Credentials.
+
+func testCredentialOK(t *testing.T, s signet.Store) {
+	mkTeam(t, s, "ml")
+	in := &signet.Credential{Ref: "ml-s3", Team: "ml", Sealed: []byte{1, 2, 3, 0, 255}, CreatedAt: base}
+	mustUpdate(t, s, func(tx signet.Tx) error { return tx.PutCredential(in) })
+	var got *signet.Credential
+	mustView(t, s, func(tx signet.Tx) (err error) {
+		got, err = tx.Credential("ml-s3")
+		return err
+	})
+	if got.Ref != in.Ref || got.Team != "ml" || string(got.Sealed) != string(in.Sealed) || !got.CreatedAt.Equal(base.Truncate(Precision)) {
+		t.Errorf("Credential = %+v, want %+v", got, in)
+	}
+}
+
+func testCredentialReplace(t *testing.T, s signet.Store) {
+	mkTeam(t, s, "ml")
+	for _, v := range [][]byte{{1}, {2, 2}} {
+		mustUpdate(t, s, func(tx signet.Tx) error {
+			return tx.PutCredential(&signet.Credential{Ref: "r", Team: "ml", Sealed: v})
+		})
+	}
+	mustView(t, s, func(tx signet.Tx) error {
+		c, err := tx.Credential("r")
+		if err == nil && string(c.Sealed) != string([]byte{2, 2}) {
+			t.Errorf("Sealed = %v after replace, want [2 2]", c.Sealed)
+		}
+		return err
+	})
+}
+
+func testCredentialErrNotFound(t *testing.T, s signet.Store) {
+	err := view(t, s, func(tx signet.Tx) error {
+		_, err := tx.Credential("nope")
+		return err
+	})
+	wantCode(t, "Credential(nope)", err, signet.NotFound)
+	err = update(t, s, func(tx signet.Tx) error {
+		return tx.PutCredential(&signet.Credential{Ref: "r", Team: "ghost", Sealed: []byte{1}})
+	})
+	wantCode(t, "PutCredential(team ghost)", err, signet.NotFound)
 }
 
 // Transactions.
