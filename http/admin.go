@@ -382,19 +382,23 @@ func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// ConnectorRequest sets a team's connector. Secrets never travel in it: a
-// backend that needs credentials names them by reference.
+// ConnectorRequest sets a team's connector. Credentials, when given, are
+// sealed and stored with it and never shown again; without them the
+// connector signs with the server's ambient credentials (cloud backends),
+// which only instance admins may grant, since those can reach any bucket
+// the server can.
 type ConnectorRequest struct {
-	Backend        string            `json:"backend"`
-	Bucket         string            `json:"bucket,omitempty"`
-	Prefix         string            `json:"prefix,omitempty"`
-	Region         string            `json:"region,omitempty"`
-	Endpoint       string            `json:"endpoint,omitempty"`
-	CredentialsRef string            `json:"credentials_ref,omitempty"`
-	Options        map[string]string `json:"options,omitempty"`
+	Backend     string            `json:"backend"`
+	Bucket      string            `json:"bucket,omitempty"`
+	Prefix      string            `json:"prefix,omitempty"`
+	Region      string            `json:"region,omitempty"`
+	Endpoint    string            `json:"endpoint,omitempty"`
+	Options     map[string]string `json:"options,omitempty"`
+	Credentials map[string]string `json:"credentials,omitempty"`
 }
 
 func (s *Server) handleSetConnector(w http.ResponseWriter, r *http.Request) {
+	a := actorOf(r)
 	ev := s.event(r, signet.ActionConnectorSet)
 	ev.Team = r.PathValue("team")
 	var req ConnectorRequest
@@ -404,8 +408,7 @@ func (s *Server) handleSetConnector(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &signet.Connector{
 		Team: ev.Team, Backend: req.Backend, Bucket: req.Bucket, Prefix: req.Prefix,
-		Region: req.Region, Endpoint: req.Endpoint, CredentialsRef: req.CredentialsRef,
-		Options: req.Options, UpdatedAt: s.now(),
+		Region: req.Region, Endpoint: req.Endpoint, Options: req.Options, UpdatedAt: s.now(),
 	}
 	if c.Backend == signet.BackendLocal && c.Bucket == "" {
 		c.Bucket = c.Team
@@ -415,16 +418,35 @@ func (s *Server) handleSetConnector(w http.ResponseWriter, r *http.Request) {
 	if err == nil && c.Bucket == "" {
 		err = signet.Errorf(signet.Invalid, "bucket is required")
 	}
+	if err == nil && c.Backend != signet.BackendLocal && len(req.Credentials) == 0 && !a.Admin {
+		err = signet.Errorf(signet.PermissionDenied, "only instance admins may set a connector that signs with the server's own credentials; give the connector its credentials")
+	}
+	var cred *signet.Credential
+	if err == nil && len(req.Credentials) > 0 {
+		if c.Backend == signet.BackendLocal {
+			err = signet.Errorf(signet.Invalid, "the local backend takes no credentials")
+		} else if cred, err = s.sealSecret(c.Team, req.Credentials); err == nil {
+			c.CredentialsRef = cred.Ref
+			ev.Target = "credentials " + cred.Ref
+		}
+	}
 	if err == nil {
-		_, err = s.backends(c) // refuses backends this build cannot serve
+		// Refuses backends this build cannot serve and unusable settings
+		// before anything is stored.
+		_, err = s.backends(r.Context(), c, req.Credentials)
 	}
 	if err != nil {
 		s.deny(w, r, ev, err)
 		return
 	}
 	if s.do(w, r, ev, func(tx signet.Tx) error {
-		if _, _, err := teamRole(tx, actorOf(r), ev.Team, signet.PermManage); err != nil {
+		if _, _, err := teamRole(tx, a, ev.Team, signet.PermManage); err != nil {
 			return err
+		}
+		if cred != nil {
+			if err := tx.PutCredential(cred); err != nil {
+				return err
+			}
 		}
 		return tx.SetConnector(c)
 	}) {

@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"fmt"
 	"encoding/hex"
 	"net/http"
 	"time"
@@ -74,6 +75,7 @@ func operation(op string) (signet.Permission, string, string, error) {
 func (s *Server) teamBucket(ctx context.Context, a signet.Actor, team string, p signet.Permission) (*signet.Team, *storage.Bucket, *signet.Connector, error) {
 	var t *signet.Team
 	var c *signet.Connector
+	var cred *signet.Credential
 	err := s.store.View(ctx, func(tx signet.Tx) (err error) {
 		if t, _, err = teamRole(tx, a, team, p); err != nil {
 			return err
@@ -82,12 +84,23 @@ func (s *Server) teamBucket(ctx context.Context, a signet.Actor, team string, p 
 		if signet.ErrorCode(err) == signet.NotFound {
 			return signet.Errorf(signet.NotFound, "team %q has no storage connector", team)
 		}
+		if err != nil || c.CredentialsRef == "" {
+			return err
+		}
+		cred, err = tx.Credential(c.CredentialsRef)
+		if err == nil && cred.Team != team {
+			return signet.E("teamBucket", signet.Internal, "", fmt.Errorf("connector of team %q references a credential of team %q", team, cred.Team))
+		}
 		return err
 	})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	be, err := s.backends(c)
+	secret, err := s.openSecret(cred)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	be, err := s.backends(ctx, c, secret)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -21,15 +21,20 @@ import (
 	"github.com/signetdev/signet/storage/driver"
 )
 
-// OpenBackend returns the driver that serves a connector. It returns
-// Unimplemented for backends this build cannot serve and Invalid for
-// connectors it cannot use.
-type OpenBackend func(c *signet.Connector) (driver.Backend, error)
+// OpenBackend returns the driver that serves a connector, signing with
+// secret (the connector's unsealed stored credentials, nil when it has
+// none). It returns Unimplemented for backends this build cannot serve and
+// Invalid for connectors or credentials it cannot use. Implementations may
+// cache drivers; secret is a bearer secret and must never be logged.
+type OpenBackend func(ctx context.Context, c *signet.Connector, secret map[string]string) (driver.Backend, error)
 
 // Config holds what a Server needs. Store and Backends are required.
 type Config struct {
 	Store    signet.Store
 	Backends OpenBackend
+	// Sealer seals store credentials given with a connector and opens them
+	// to sign; without it, connectors with credentials are refused.
+	Sealer *signet.Sealer
 	// Blob, when set, serves the built-in local store under /blob/.
 	Blob   http.Handler
 	Logger *slog.Logger
@@ -41,6 +46,7 @@ type Config struct {
 type Server struct {
 	store    signet.Store
 	backends OpenBackend
+	sealer   *signet.Sealer
 	logger   *slog.Logger
 	now      func() time.Time
 	handler  http.Handler
@@ -53,6 +59,7 @@ func NewServer(cfg Config) *Server {
 	s := &Server{
 		store:    cfg.Store,
 		backends: cfg.Backends,
+		sealer:   cfg.Sealer,
 		logger:   cfg.Logger,
 		now:      cfg.Now,
 		registry: prometheus.NewRegistry(),

@@ -41,6 +41,9 @@ type env struct {
 	URL   string
 	DB    *sqlite.DB
 	Clock *clock
+	// Secrets records the credentials each s3 connector's driver was
+	// opened with, by bucket.
+	Secrets sync.Map
 }
 
 func newEnv(t testing.TB) *env {
@@ -58,13 +61,25 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	var blob *fileblob.Store
+	e := &env{t: t, DB: db, Clock: clk}
+	sealer, err := signet.NewSealer(bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := sighttp.NewServer(sighttp.Config{
-		Store: db,
-		Backends: func(c *signet.Connector) (driver.Backend, error) {
-			if c.Backend != signet.BackendLocal {
-				return nil, signet.Errorf(signet.Unimplemented, "no backend %s", c.Backend)
+		Store:  db,
+		Sealer: sealer,
+		// "s3" connectors are served by the local store here, so tests
+		// can see which credentials reach the driver.
+		Backends: func(_ context.Context, c *signet.Connector, secret map[string]string) (driver.Backend, error) {
+			switch c.Backend {
+			case signet.BackendLocal:
+				return blob, nil
+			case signet.BackendS3:
+				e.Secrets.Store(c.Bucket, secret)
+				return blob, nil
 			}
-			return blob, nil
+			return nil, signet.Errorf(signet.Unimplemented, "no backend %s", c.Backend)
 		},
 		Blob: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { blob.ServeHTTP(w, r) }),
 		Now:  clk.Now,
@@ -75,7 +90,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, URL: ts.URL, DB: db, Clock: clk}
+	e.URL = ts.URL
 	return e
 }
 
@@ -615,5 +630,56 @@ func TestAuditFailClosed(t *testing.T) {
 	}
 	if a := e.do("POST", "/v1/teams/ml/presign", tok, presignBody("download", "a")); a.Status != 200 {
 		t.Errorf("after the store returned: %d %s", a.Status, a.Body)
+	}
+}
+
+func TestConnectorCredentials(t *testing.T) {
+	e := newEnv(t)
+	tok := e.seed("ml", "admin", "member", "instance")
+	const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+	body := `{"backend":"s3","bucket":"mlbucket","prefix":"ml/","credentials":{"access_key_id":"AKIAEXAMPLE","secret_access_key":"` + secret + `"}}`
+	// A team admin may not hand the team the server's own credentials.
+	if a := e.do("PUT", "/v1/teams/ml/connector", tok["admin"], `{"backend":"s3","bucket":"anybucket"}`); a.Status != 403 {
+		t.Errorf("ambient connector by team admin: %d %s, want 403", a.Status, a.Body)
+	}
+	if a := e.do("PUT", "/v1/teams/ml/connector", tok["instance"], `{"backend":"local","credentials":{"k":"v"}}`); a.Status != 400 {
+		t.Errorf("credentials for local: %d, want 400", a.Status)
+	}
+	a := e.do("PUT", "/v1/teams/ml/connector", tok["admin"], body)
+	if a.Status != 200 || bytes.Contains(a.Body, []byte(secret)) {
+		t.Fatalf("set connector: %d %s", a.Status, a.Body)
+	}
+	get := e.do("GET", "/v1/teams/ml/connector", tok["member"], "")
+	var c signet.Connector
+	json.Unmarshal(get.Body, &c)
+	if c.CredentialsRef == "" || bytes.Contains(get.Body, []byte(secret)) || bytes.Contains(get.Body, []byte("AKIAEXAMPLE")) {
+		t.Errorf("connector shows %s", get.Body)
+	}
+	// Signing opens the sealed credentials and hands them to the driver.
+	e.Secrets.Clear()
+	if a := e.do("POST", "/v1/teams/ml/presign", tok["member"], presignBody("download", "x")); a.Status != 200 {
+		t.Fatalf("presign: %d %s", a.Status, a.Body)
+	}
+	got, _ := e.Secrets.Load("mlbucket")
+	if m, _ := got.(map[string]string); m["secret_access_key"] != secret || m["access_key_id"] != "AKIAEXAMPLE" {
+		t.Errorf("driver opened with %v", got)
+	}
+	// The database holds them sealed only, and no audit record holds them.
+	var raw []byte
+	e.DB.View(context.Background(), func(tx signet.Tx) error {
+		cr, err := tx.Credential(c.CredentialsRef)
+		if err == nil {
+			raw = cr.Sealed
+		}
+		return err
+	})
+	if len(raw) == 0 || bytes.Contains(raw, []byte(secret)) {
+		t.Errorf("stored credential is not sealed: %q", raw)
+	}
+	for _, ev := range e.audit() {
+		b, _ := json.Marshal(ev)
+		if bytes.Contains(b, []byte(secret)) {
+			t.Errorf("audit event holds the secret: %s", b)
+		}
 	}
 }

@@ -67,7 +67,7 @@ func newEnv(tb testing.TB) *env {
 		tb.Fatalf("opening local store: %v", err)
 	}
 	tb.Cleanup(func() { blob.Close() })
-	backends := func(c *signet.Connector) (driver.Backend, error) {
+	backends := func(_ context.Context, c *signet.Connector, _ map[string]string) (driver.Backend, error) {
 		if c.Backend != signet.BackendLocal {
 			return nil, signet.Errorf(signet.Unimplemented, "backend %q is not available", c.Backend)
 		}

@@ -24,6 +24,10 @@ type Config struct {
 	// PublicURL is the base of URLs the local store hands out; derived from
 	// the listen address when empty. Never taken from request headers.
 	PublicURL string `yaml:"public_url"`
+	// SecretKeyFile holds the 32-byte key (hex) that seals stored store
+	// credentials; <data_dir>/secret.key, created on first start, when
+	// empty. SIGNET_SECRET_KEY (hex) overrides it. Replicas must share it.
+	SecretKeyFile string `yaml:"secret_key_file"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text or json.
@@ -65,7 +69,7 @@ func yamlProblem(err error) string {
 	for i, m := range te.Errors {
 		if line, key, ok := strings.Cut(m, "field "); ok && strings.Contains(key, " not found in type") {
 			key, _, _ = strings.Cut(key, " not found")
-			m = line + "unknown key " + fmt.Sprintf("%q", key) + " (known keys: addr, data_dir, db, public_url, log_level, log_format)"
+			m = line + "unknown key " + fmt.Sprintf("%q", key) + " (known keys: addr, data_dir, db, public_url, secret_key_file, log_level, log_format)"
 		}
 		msgs[i] = m
 	}

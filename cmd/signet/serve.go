@@ -32,6 +32,8 @@ type Main struct {
 	Logger *slog.Logger
 	// Now is the clock for expiry; time.Now when nil.
 	Now func() time.Time
+	// Getenv reads the environment (SIGNET_SECRET_KEY); os.Getenv when nil.
+	Getenv func(string) string
 
 	DB     *sqlite.DB
 	Blob   *fileblob.Store
@@ -58,6 +60,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	if m.Now == nil {
 		m.Now = time.Now
+	}
+	if m.Getenv == nil {
+		m.Getenv = os.Getenv
 	}
 	defer func() {
 		if err != nil {
@@ -95,6 +100,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("opening local store: %w", err)
 	}
 
+	sealer, err := loadSealer(c, m.Getenv)
+	if err != nil {
+		return err
+	}
+
 	token, err := Bootstrap(ctx, m.DB, c.DataDir, m.Dev, m.Now())
 	if err != nil {
 		return fmt.Errorf("bootstrapping: %w", err)
@@ -105,7 +115,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 
 	m.Server = sighttp.NewServer(sighttp.Config{
-		Store: m.DB, Backends: m.backend, Blob: m.Blob, Logger: m.Logger, Now: m.Now,
+		Store: m.DB, Backends: m.backend, Sealer: sealer, Blob: m.Blob, Logger: m.Logger, Now: m.Now,
 	})
 	m.http = m.Server.HTTPServer(c.Addr)
 	m.done = make(chan error, 1)
@@ -116,7 +126,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 // backend returns the driver for a connector. Each store is registered
 // here, explicitly.
-func (m *Main) backend(c *signet.Connector) (driver.Backend, error) {
+func (m *Main) backend(ctx context.Context, c *signet.Connector, secret map[string]string) (driver.Backend, error) {
 	switch c.Backend {
 	case signet.BackendLocal:
 		if err := fileblob.ValidateBucket(c.Bucket); err != nil {
