@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -385,14 +389,49 @@ func printConnector(env *Env, c *signet.Connector) error {
 func newConnectorCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "connector", Short: "Map a team to its storage bucket"}
 	var req sighttp.ConnectorRequest
+	var accessKeyID, roleARN, kmsKeyID string
+	var pathStyle bool
 	set := &cobra.Command{
 		Use:   "set TEAM",
 		Short: "Set the team's storage connector (team admins)",
 		Long: `Set the team's storage connector. Every URL issued for the team addresses
-only this bucket and prefix. Backends: local (built in; bucket defaults to the
-team name). s3, gcs and azure arrive with their own releases.`,
+only this bucket and prefix.
+
+Backends:
+  local  the built-in store; --bucket defaults to the team name.
+  s3     AWS S3 or an S3-compatible store (--endpoint, --path-style). With
+         --access-key-id the secret is read from SIGNET_SECRET_ACCESS_KEY or,
+         if that is unset, from the first line of stdin; it is never a flag.
+         Without it the server signs with its own AWS credential chain, which
+         only instance admins may grant.`,
+		Example: `  signet connector set ml --backend local --prefix runs/
+  SIGNET_SECRET_ACCESS_KEY=... signet connector set ml --backend s3 --bucket ml-data \
+      --region eu-west-1 --access-key-id AKIA...`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts := map[string]string{}
+			if pathStyle {
+				opts["path_style"] = "true"
+			}
+			if roleARN != "" {
+				opts["role_arn"] = roleARN
+			}
+			if kmsKeyID != "" {
+				opts["kms_key_id"] = kmsKeyID
+			}
+			if len(opts) > 0 {
+				req.Options = opts
+			}
+			if accessKeyID != "" {
+				secret, err := env.readSecret("SIGNET_SECRET_ACCESS_KEY", "secret access key")
+				if err != nil {
+					return err
+				}
+				req.Credentials = map[string]string{"access_key_id": accessKeyID, "secret_access_key": secret}
+				if tok := env.Getenv("SIGNET_SESSION_TOKEN"); tok != "" {
+					req.Credentials["session_token"] = tok
+				}
+			}
 			c, err := env.client()
 			if err != nil {
 				return err
@@ -405,11 +444,15 @@ team name). s3, gcs and azure arrive with their own releases.`,
 		},
 	}
 	f := set.Flags()
-	f.StringVar(&req.Backend, "backend", "", "local, s3, gcs or azure")
+	f.StringVar(&req.Backend, "backend", "", "local or s3 (gcs and azure arrive with their own releases)")
 	f.StringVar(&req.Bucket, "bucket", "", "bucket (for local: a directory name; default the team name)")
 	f.StringVar(&req.Prefix, "prefix", "", "key prefix inside the bucket, ending in /")
 	f.StringVar(&req.Region, "region", "", "region of the bucket")
-	f.StringVar(&req.Endpoint, "endpoint", "", "endpoint URL of an S3-compatible or emulated store")
+	f.StringVar(&req.Endpoint, "endpoint", "", "endpoint URL of an S3-compatible store")
+	f.BoolVar(&pathStyle, "path-style", false, "address the bucket in the path, not the host name (MinIO, Ceph)")
+	f.StringVar(&accessKeyID, "access-key-id", "", "access key id of the credentials to sign with (secret from SIGNET_SECRET_ACCESS_KEY or stdin)")
+	f.StringVar(&roleARN, "role-arn", "", "sign with STS AssumeRole credentials scoped to this bucket and prefix")
+	f.StringVar(&kmsKeyID, "kms-key-id", "", "KMS key that uploads must be encrypted with (SSE-KMS)")
 	set.MarkFlagRequired("backend")
 	get := &cobra.Command{
 		Use: "get TEAM", Short: "Show the team's storage connector (never its secrets)", Args: exactArgs(1),
@@ -427,6 +470,23 @@ team name). s3, gcs and azure arrive with their own releases.`,
 	}
 	cmd.AddCommand(set, get)
 	return cmd
+}
+
+// readSecret returns a secret from the environment variable name or, when
+// it is unset, from the first line of stdin. Secrets are never flags.
+func (env *Env) readSecret(name, what string) (string, error) {
+	if v := env.Getenv(name); v != "" {
+		return v, nil
+	}
+	line, err := bufio.NewReader(env.Stdin).ReadString('\n')
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		return "", usageError{fmt.Errorf("no %s: set %s or give it on stdin", what, name)}
+	}
+	return line, nil
 }
 
 func newAuditCmd(env *Env) *cobra.Command {
