@@ -11,6 +11,7 @@ const (
 	ActionUploadState     = "upload.state"
 	ActionUploadComplete  = "upload.complete"
 	ActionUploadAbort     = "upload.abort"
+	ActionUploadExpire    = "upload.expire"
 	ActionTeamCreate      = "team.create"
 	ActionTeamUpdate      = "team.update"
 	ActionUserCreate      = "user.create"

@@ -93,6 +93,9 @@ type Tx interface {
 	// Upload returns the team's upload by id. NotFound, also when the
 	// upload belongs to another team.
 	Upload(team, id string) (*Upload, error)
+	// ExpiredUploads returns up to limit active uploads whose deadline is
+	// at or before now, earliest deadline first.
+	ExpiredUploads(now time.Time, limit int) ([]*Upload, error)
 	// SetUploadState changes an upload's state. NotFound, also when the
 	// upload belongs to another team.
 	SetUploadState(team, id, state string) error

@@ -80,31 +80,46 @@ func (s *Server) teamBucket(ctx context.Context, a signet.Actor, team string, p 
 		if t, _, err = teamRole(tx, a, team, p); err != nil {
 			return err
 		}
-		c, err = tx.Connector(team)
-		if signet.ErrorCode(err) == signet.NotFound {
-			return signet.Errorf(signet.NotFound, "team %q has no storage connector", team)
-		}
-		if err != nil || c.CredentialsRef == "" {
-			return err
-		}
-		cred, err = tx.Credential(c.CredentialsRef)
-		if err == nil && cred.Team != team {
-			return signet.E("teamBucket", signet.Internal, "", fmt.Errorf("connector of team %q references a credential of team %q", team, cred.Team))
-		}
+		c, cred, err = connector(tx, team)
 		return err
 	})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	secret, err := s.openSecret(cred)
+	b, err := s.openBucket(ctx, c, cred)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	return t, b, c, nil
+}
+
+// connector loads the team's connector and its stored credential, if any.
+func connector(tx signet.Tx, team string) (*signet.Connector, *signet.Credential, error) {
+	c, err := tx.Connector(team)
+	if signet.ErrorCode(err) == signet.NotFound {
+		return nil, nil, signet.Errorf(signet.NotFound, "team %q has no storage connector", team)
+	}
+	if err != nil || c.CredentialsRef == "" {
+		return c, nil, err
+	}
+	cred, err := tx.Credential(c.CredentialsRef)
+	if err == nil && cred.Team != team {
+		return nil, nil, signet.E("connector", signet.Internal, "", fmt.Errorf("connector of team %q references a credential of team %q", team, cred.Team))
+	}
+	return c, cred, err
+}
+
+// openBucket opens the driver for c, signing with its unsealed credential.
+func (s *Server) openBucket(ctx context.Context, c *signet.Connector, cred *signet.Credential) (*storage.Bucket, error) {
+	secret, err := s.openSecret(cred)
+	if err != nil {
+		return nil, err
 	}
 	be, err := s.backends(ctx, c, secret)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	return t, storage.Open(be, c), c, nil
+	return storage.Open(be, c), nil
 }
 
 func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {

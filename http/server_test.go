@@ -41,6 +41,7 @@ type env struct {
 	URL   string
 	DB    *sqlite.DB
 	Clock *clock
+	Server  *sighttp.Server
 	// Secrets records the credentials each s3 connector's driver was
 	// opened with, by bucket.
 	Secrets sync.Map
@@ -84,6 +85,7 @@ func newEnv(t testing.TB) *env {
 		Blob: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { blob.ServeHTTP(w, r) }),
 		Now:  clk.Now,
 	})
+	e.Server = srv
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	blob, err = fileblob.Open(filepath.Join(dir, "blobs"), fileblob.Options{BaseURL: ts.URL, Keys: keys, Now: clk.Now})
@@ -681,5 +683,57 @@ func TestConnectorCredentials(t *testing.T) {
 		if bytes.Contains(b, []byte(secret)) {
 			t.Errorf("audit event holds the secret: %s", b)
 		}
+	}
+}
+
+func TestSweepExpiredUploads(t *testing.T) {
+	e := newEnv(t)
+	tok := e.seed("ml", "member")["member"]
+	a := e.do("POST", "/v1/teams/ml/uploads", tok, `{"key":"abandoned","size":12582912,"part_size":5242880}`)
+	var up sighttp.UploadInfo
+	json.Unmarshal(a.Body, &up)
+	a = e.do("POST", "/v1/teams/ml/uploads/"+up.ID+"/parts", tok, `{"numbers":[1]}`)
+	var parts sighttp.PartsResponse
+	json.Unmarshal(a.Body, &parts)
+	if !parts.Parts[0].ExpiresAt.Equal(e.Clock.Now().Add(sighttp.PartURLLifetime)) {
+		t.Errorf("part URL expires %v, want %v after issue", parts.Parts[0].ExpiresAt, sighttp.PartURLLifetime)
+	}
+	req, _ := http.NewRequest("PUT", parts.Parts[0].URL, bytes.NewReader(make([]byte, 5<<20)))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("part PUT: %v %v", resp, err)
+	}
+	// A session still within its deadline is left alone.
+	if n, err := e.Server.Sweep(context.Background()); n != 0 || err != nil {
+		t.Fatalf("early sweep collected %d, %v", n, err)
+	}
+	e.Clock.Add(24*time.Hour + time.Second)
+	if n, err := e.Server.Sweep(context.Background()); n != 1 || err != nil {
+		t.Fatalf("sweep collected %d, %v; want 1", n, err)
+	}
+	var state sighttp.UploadInfo
+	json.Unmarshal(e.do("GET", "/v1/teams/ml/uploads/"+up.ID, tok, "").Body, &state)
+	if state.State != signet.UploadAborted {
+		t.Errorf("state after sweep: %q", state.State)
+	}
+	// Nothing is left at the store: the part's file is gone.
+	if a := e.do("POST", "/v1/teams/ml/uploads/"+up.ID+"/parts", tok, `{"numbers":[2]}`); a.Status != 409 {
+		t.Errorf("parts for a swept session: %d, want 409", a.Status)
+	}
+	req, _ = http.NewRequest("PUT", parts.Parts[0].URL, bytes.NewReader(make([]byte, 5<<20)))
+	e.Clock.Add(-24 * time.Hour) // the URL itself would still be valid
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 404 {
+		t.Errorf("part PUT into a swept session: %v %v, want 404", resp.Status, err)
+	}
+	found := false
+	for _, ev := range e.audit() {
+		if ev.Action == signet.ActionUploadExpire && ev.UploadID == up.ID && ev.ActorUser == "signet" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("the sweep is not audited")
+	}
+	if n, _ := e.Server.Sweep(context.Background()); n != 0 {
+		t.Errorf("second sweep collected %d again", n)
 	}
 }

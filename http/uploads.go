@@ -13,6 +13,11 @@ import (
 	"github.com/signetdev/signet/storage/driver"
 )
 
+// PartURLLifetime is how long a part URL lives (never past its session's
+// deadline). Part URLs are short-lived handles on a session that lasts the
+// team's upload cap; clients ask for fresh ones as they go.
+const PartURLLifetime = time.Hour
+
 // CreateUploadRequest starts a chunked upload.
 type CreateUploadRequest struct {
 	Key         string `json:"key"`
@@ -183,7 +188,7 @@ func (s *Server) handleUploadParts(w http.ResponseWriter, r *http.Request) {
 	}
 	var expires time.Time
 	if err == nil {
-		expires, err = signet.ResolveExpiry(now, 0, t.ExpiryCap(true))
+		expires, err = signet.ResolveExpiry(now, 0, min(PartURLLifetime, t.ExpiryCap(true)))
 		if !u.ExpiresAt.After(expires) {
 			expires = u.ExpiresAt
 		}

@@ -708,6 +708,21 @@ func (t *tx) Upload(team, id string) (*signet.Upload, error) {
 	return u, nil
 }
 
+// ExpiredUploads returns up to limit active uploads whose deadline is at or
+// before now, earliest deadline first.
+func (t *tx) ExpiredUploads(now time.Time, limit int) ([]*signet.Upload, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := t.query(uploadQuery+" WHERE u.state = ? AND u.expires_at <= ? ORDER BY u.expires_at, u.id LIMIT ?",
+		signet.UploadActive, micros(now), limit)
+	us, err := collect(rows, err, scanUpload)
+	if err != nil {
+		return nil, t.fail("sqlite.ExpiredUploads", err, "", "")
+	}
+	return us, nil
+}
+
 // SetUploadState changes the state of the team's upload. NotFound, also
 // when the upload belongs to another team; Invalid for an unknown state.
 func (t *tx) SetUploadState(team, id, state string) error {

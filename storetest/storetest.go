@@ -133,6 +133,9 @@ func Run(t *testing.T, open func(t *testing.T) signet.Store) {
 			{"ErrNotFound", testUploadErrNotFound},
 			{"OtherTeam", testUploadOtherTeam},
 		}},
+		{"ExpiredUploads", []test{
+			{"OK", testExpiredUploadsOK},
+		}},
 		{"SetUploadState", []test{
 			{"OK", testSetUploadStateOK},
 			{"ErrNotFound", testSetUploadStateErrNotFound},
@@ -1021,6 +1024,44 @@ func testCreateUploadErrConflict(t *testing.T, s signet.Store) {
 func testCreateUploadErrNotFound(t *testing.T, s signet.Store) {
 	err := update(t, s, func(tx signet.Tx) error { return tx.CreateUpload(newUpload("nope", "u1")) })
 	wantCode(t, "CreateUpload for missing team", err, signet.NotFound)
+}
+
+func testExpiredUploadsOK(t *testing.T, s signet.Store) {
+	mkTeam(t, s, "ml", "cv")
+	now := base.Truncate(Precision)
+	for i, d := range []time.Duration{-2 * time.Hour, -time.Hour, 0, time.Second, time.Hour} {
+		u := newUpload([]string{"ml", "cv"}[i%2], fmt.Sprintf("u%d", i))
+		u.ExpiresAt = now.Add(d)
+		mustUpdate(t, s, func(tx signet.Tx) error { return tx.CreateUpload(u) })
+	}
+	// A finished session is not collected even when past its deadline.
+	done := newUpload("ml", "done")
+	done.ExpiresAt = now.Add(-3 * time.Hour)
+	mustUpdate(t, s, func(tx signet.Tx) error {
+		if err := tx.CreateUpload(done); err != nil {
+			return err
+		}
+		return tx.SetUploadState("ml", "done", signet.UploadCompleted)
+	})
+	var got []*signet.Upload
+	mustView(t, s, func(tx signet.Tx) (err error) {
+		got, err = tx.ExpiredUploads(now, 10)
+		return err
+	})
+	var ids []string
+	for _, u := range got {
+		ids = append(ids, u.ID)
+	}
+	if want := []string{"u0", "u1", "u2"}; !slices.Equal(ids, want) {
+		t.Errorf("ExpiredUploads = %v, want %v (earliest deadline first, completed excluded)", ids, want)
+	}
+	mustView(t, s, func(tx signet.Tx) (err error) {
+		got, err = tx.ExpiredUploads(now, 2)
+		return err
+	})
+	if len(got) != 2 {
+		t.Errorf("ExpiredUploads with limit 2 returned %d", len(got))
+	}
 }
 
 func testUploadErrNotFound(t *testing.T, s signet.Store) {

@@ -41,7 +41,11 @@ type Main struct {
 	http   *http.Server
 	ln     net.Listener
 	done   chan error
+	stop   context.CancelFunc // stops background work
 }
+
+// SweepInterval is how often expired upload sessions are collected.
+const SweepInterval = time.Minute
 
 // Addr returns the address the server listens on.
 func (m *Main) Addr() string { return m.ln.Addr().String() }
@@ -120,6 +124,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.http = m.Server.HTTPServer(c.Addr)
 	m.done = make(chan error, 1)
 	go func() { m.done <- m.http.Serve(m.ln) }()
+	var bg context.Context
+	bg, m.stop = context.WithCancel(context.WithoutCancel(ctx))
+	go m.Server.RunSweeper(bg, SweepInterval)
 	m.Logger.Info("signet serving", "addr", m.Addr(), "public_url", public, "data_dir", c.DataDir)
 	return nil
 }
@@ -152,6 +159,9 @@ func (m *Main) Wait() error {
 // seconds, and closes the database.
 func (m *Main) Close() error {
 	var errs []error
+	if m.stop != nil {
+		m.stop()
+	}
 	if m.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		errs = append(errs, m.http.Shutdown(ctx))
