@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/signetdev/signet"
@@ -42,6 +43,7 @@ type Main struct {
 	ln     net.Listener
 	done   chan error
 	stop   context.CancelFunc // stops background work
+	bg     sync.WaitGroup
 }
 
 // SweepInterval is how often expired upload sessions are collected.
@@ -126,7 +128,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	go func() { m.done <- m.http.Serve(m.ln) }()
 	var bg context.Context
 	bg, m.stop = context.WithCancel(context.WithoutCancel(ctx))
-	go m.Server.RunSweeper(bg, SweepInterval)
+	m.bg.Go(func() { m.Server.RunSweeper(bg, SweepInterval) })
 	m.Logger.Info("signet serving", "addr", m.Addr(), "public_url", public, "data_dir", c.DataDir)
 	return nil
 }
@@ -161,6 +163,7 @@ func (m *Main) Close() error {
 	var errs []error
 	if m.stop != nil {
 		m.stop()
+		m.bg.Wait()
 	}
 	if m.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -48,6 +48,11 @@ type SignedURL struct {
 	URL    string
 	// Headers the client must send with the request, exactly.
 	Headers map[string]string
+	// Expires is when the URL stops working: SignOptions.Expires, or
+	// earlier when the store cannot honour it (for example when the
+	// signing credentials expire first). Callers report this time, never a
+	// later one. Every driver sets it.
+	Expires time.Time
 }
 
 // Backend signs URLs for one store.

@@ -238,8 +238,9 @@ func (s *Store) SignedURL(ctx context.Context, o *driver.SignOptions) (*driver.S
 		c.UploadID, c.PartNumber = o.UploadID, o.PartNumber
 	}
 	u := &driver.SignedURL{
-		Method: o.Method,
-		URL:    s.baseURL + objectURLPath(o.Bucket, o.Key) + "?" + c.query(c.mac(k.Secret)),
+		Method:  o.Method,
+		URL:     s.baseURL + objectURLPath(o.Bucket, o.Key) + "?" + c.query(c.mac(k.Secret)),
+		Expires: o.Expires,
 	}
 	if c.HasContentType {
 		u.Headers = map[string]string{"Content-Type": c.ContentType}
