@@ -4,8 +4,9 @@
 // The database runs in WAL mode with synchronous=FULL, so a transaction that
 // Update reports as committed has been fsynced. Writes go through a single
 // connection and start with BEGIN IMMEDIATE, so writers queue for the lock
-// instead of failing on a lock upgrade; reads use a separate pool of
-// query-only connections and proceed while a write is in progress.
+// instead of failing on a lock upgrade; concurrent Updates are grouped into
+// one transaction and one fsync (see commit.go). Reads use a separate pool
+// of query-only connections and proceed while a write is in progress.
 //
 // Instants are stored as microseconds since the Unix epoch, UTC, so times
 // read back are in UTC and truncated to the microsecond; the create methods
@@ -20,6 +21,8 @@ import (
 	"net/url"
 	"path/filepath"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/signetdev/signet"
@@ -49,6 +52,13 @@ type DB struct {
 	path  string
 	write *sql.DB // one connection; transactions begin IMMEDIATE
 	read  *sql.DB // query-only connections
+
+	queue      chan *request // Updates waiting for the writer
+	closing    chan struct{} // closed by Close
+	writerDone chan struct{} // closed when the writer has stopped
+	closeOnce  sync.Once
+	commits    atomic.Int64
+	grouped    atomic.Int64
 }
 
 // Open opens the database at path, creating it if needed, and applies any
@@ -106,6 +116,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	db.queue = make(chan *request)
+	db.closing = make(chan struct{})
+	db.writerDone = make(chan struct{})
+	go db.writer()
 	return db, nil
 }
 
@@ -125,8 +139,13 @@ func cloneValues(v url.Values) url.Values {
 // Path returns the absolute path of the database file.
 func (db *DB) Path() string { return db.path }
 
-// Close closes the database. It waits for transactions in progress.
+// Close closes the database. It waits for transactions in progress;
+// Updates after Close return Unavailable.
 func (db *DB) Close() error {
+	if db.queue != nil {
+		db.closeOnce.Do(func() { close(db.closing) })
+		<-db.writerDone
+	}
 	var errs []error
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
@@ -147,36 +166,6 @@ func (db *DB) now() time.Time {
 		now = db.Now
 	}
 	return now().UTC().Truncate(time.Microsecond)
-}
-
-// Update runs fn in a read-write transaction and commits it durably when fn
-// returns nil; otherwise it rolls back and returns fn's error unchanged.
-// Transactions run one at a time. If the write lock cannot be had, or the
-// commit made durable, within WriteTimeout, Update returns an Unavailable
-// error and nothing is committed.
-func (db *DB) Update(ctx context.Context, fn func(signet.Tx) error) error {
-	const op = "sqlite.Update"
-	if db.WriteTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, db.WriteTimeout)
-		defer cancel()
-	}
-	stx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return storeError(op, err, "")
-	}
-	defer stx.Rollback() // no-op after Commit
-	t := &tx{ctx: ctx, db: db, tx: stx}
-	if err := fn(t); err != nil {
-		return err
-	}
-	if err := stx.Commit(); err != nil {
-		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-			err = fmt.Errorf("%w: %w", cerr, err)
-		}
-		return storeError(op, err, "")
-	}
-	return nil
 }
 
 // View runs fn in a read-only transaction, which sees one consistent
