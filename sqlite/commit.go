@@ -179,7 +179,6 @@ func run(fn func(signet.Tx) error, t *tx) (err error) {
 	return fn(t)
 }
 
-
 // Stats counts the writer's work since Open.
 type Stats struct {
 	Commits int64 // transactions the writer committed (or tried to)
