@@ -25,7 +25,7 @@ func (s *Server) event(r *http.Request, action string) *signet.AuditEvent {
 		ActorUser: a.User,
 		ActorKey:  a.KeyID,
 		Action:    action,
-		ClientIP:  clientIP(r).String(),
+		ClientIP:  s.ips.ClientIP(r).String(),
 		UserAgent: ua,
 	}
 }

@@ -9,9 +9,7 @@ package http
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +38,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock used for every expiry; time.Now when nil.
 	Now func() time.Time
+	// ClientIP finds the client's address behind trusted proxies.
+	ClientIP ClientIPResolver
 }
 
 // Server is signet's API server. It is an http.Handler.
@@ -47,6 +47,7 @@ type Server struct {
 	store    signet.Store
 	backends OpenBackend
 	sealer   *signet.Sealer
+	ips      ClientIPResolver
 	logger   *slog.Logger
 	now      func() time.Time
 	handler  http.Handler
@@ -60,6 +61,7 @@ func NewServer(cfg Config) *Server {
 		store:    cfg.Store,
 		backends: cfg.Backends,
 		sealer:   cfg.Sealer,
+		ips:      cfg.ClientIP,
 		logger:   cfg.Logger,
 		now:      cfg.Now,
 		registry: prometheus.NewRegistry(),
@@ -146,16 +148,6 @@ func requestID(r *http.Request) string {
 func actorOf(r *http.Request) signet.Actor {
 	a, _ := r.Context().Value(ctxActor).(signet.Actor)
 	return a
-}
-
-// clientIP is the address of the TCP peer.
-func clientIP(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	a, _ := netip.ParseAddr(host)
-	return a.Unmap()
 }
 
 // statusWriter records the status an inner handler wrote.

@@ -44,7 +44,7 @@ type env struct {
 	Server  *sighttp.Server
 	// Secrets records the credentials each s3 connector's driver was
 	// opened with, by bucket.
-	Secrets sync.Map
+	Secrets *sync.Map
 }
 
 func newEnv(t testing.TB) *env {
@@ -62,7 +62,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	var blob *fileblob.Store
-	e := &env{t: t, DB: db, Clock: clk}
+	e := &env{t: t, DB: db, Clock: clk, Secrets: new(sync.Map)}
 	sealer, err := signet.NewSealer(bytes.Repeat([]byte{1}, 32))
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 
 func newServeCmd(env *Env) *cobra.Command {
 	var configFile, addr, dataDir, publicURL string
+	var trustedProxies []string
 	var dev bool
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -42,6 +43,9 @@ With --dev it also creates the team "default" on the built-in local store.`,
 			if f.Changed("public-url") {
 				cfg.PublicURL = publicURL
 			}
+			if f.Changed("trusted-proxy") {
+				cfg.TrustedProxies = trustedProxies
+			}
 			logger, err := newLogger(env, cfg)
 			if err != nil {
 				return usageError{err}
@@ -65,6 +69,7 @@ With --dev it also creates the team "default" on the built-in local store.`,
 	f.StringVar(&addr, "addr", DefaultConfig().Addr, "address to listen on")
 	f.StringVar(&dataDir, "data-dir", DefaultConfig().DataDir, "directory for the database, local blobs and keys")
 	f.StringVar(&publicURL, "public-url", "", "base URL that clients use to reach this server (default http://ADDR)")
+	f.StringArrayVar(&trustedProxies, "trusted-proxy", nil, "network (CIDR) of a reverse proxy whose X-Forwarded-For is believed; repeatable")
 	f.BoolVar(&dev, "dev", false, `create the team "default" on the built-in local store at first start`)
 	return cmd
 }

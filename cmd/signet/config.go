@@ -28,6 +28,10 @@ type Config struct {
 	// credentials; <data_dir>/secret.key, created on first start, when
 	// empty. SIGNET_SECRET_KEY (hex) overrides it. Replicas must share it.
 	SecretKeyFile string `yaml:"secret_key_file"`
+	// TrustedProxies lists the networks (CIDR) of reverse proxies whose
+	// X-Forwarded-For / Forwarded headers are believed. Empty: the client
+	// is always the TCP peer.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text or json.
@@ -69,7 +73,7 @@ func yamlProblem(err error) string {
 	for i, m := range te.Errors {
 		if line, key, ok := strings.Cut(m, "field "); ok && strings.Contains(key, " not found in type") {
 			key, _, _ = strings.Cut(key, " not found")
-			m = line + "unknown key " + fmt.Sprintf("%q", key) + " (known keys: addr, data_dir, db, public_url, secret_key_file, log_level, log_format)"
+			m = line + "unknown key " + fmt.Sprintf("%q", key) + " (known keys: addr, data_dir, db, public_url, secret_key_file, trusted_proxies, log_level, log_format)"
 		}
 		msgs[i] = m
 	}

@@ -35,6 +35,12 @@ func TestReadConfigFile(t *testing.T) {
 			t.Errorf("serve with unknown key: exit %d, stderr %q", r.code, r.stderr)
 		}
 	})
+	t.Run("ErrTrustedProxyHostBits", func(t *testing.T) {
+		r := cli{tb: t}.run("serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--trusted-proxy", "10.0.0.1/8")
+		if r.code != 2 || !strings.Contains(r.stderr, "10.0.0.0/8") {
+			t.Errorf("trusted proxy with host bits: exit %d, stderr %q", r.code, r.stderr)
+		}
+	})
 	t.Run("ErrType", func(t *testing.T) {
 		c := DefaultConfig()
 		if err := ReadConfigFile(write(t, "addr: [1, 2]\n"), &c); err == nil {

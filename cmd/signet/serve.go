@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,12 +96,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if public == "" {
 		public = "http://" + m.ln.Addr().String()
 	}
+	ips, err := clientIPResolver(c.TrustedProxies)
+	if err != nil {
+		return err
+	}
 	keys, err := fileblob.LoadOrCreateKeys(filepath.Join(c.DataDir, "local-store.keys"))
 	if err != nil {
 		return fmt.Errorf("loading local store keys: %w", err)
 	}
 	m.Blob, err = fileblob.Open(filepath.Join(c.DataDir, "blobs"), fileblob.Options{
 		BaseURL: strings.TrimRight(public, "/"), Keys: keys, Now: m.Now, Logger: m.Logger,
+		ClientIP: ips.ClientIP,
 	})
 	if err != nil {
 		return fmt.Errorf("opening local store: %w", err)
@@ -122,6 +128,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	m.Server = sighttp.NewServer(sighttp.Config{
 		Store: m.DB, Backends: m.backend, Sealer: sealer, Blob: m.Blob, Logger: m.Logger, Now: m.Now,
+		ClientIP: ips,
 	})
 	m.http = m.Server.HTTPServer(c.Addr)
 	m.done = make(chan error, 1)
@@ -264,4 +271,21 @@ func writeSecretFile(path, data string) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// clientIPResolver parses the trusted proxy networks. A network with host
+// bits set is refused rather than silently widened.
+func clientIPResolver(cidrs []string) (sighttp.ClientIPResolver, error) {
+	var r sighttp.ClientIPResolver
+	for _, c := range cidrs {
+		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if err != nil {
+			return r, usageError{fmt.Errorf("trusted proxy %q is not a CIDR network", c)}
+		}
+		if p.Masked() != p {
+			return r, usageError{fmt.Errorf("trusted proxy %q has host bits set; did you mean %s?", c, p.Masked())}
+		}
+		r.TrustedProxies = append(r.TrustedProxies, p)
+	}
+	return r, nil
 }
