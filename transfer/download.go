@@ -1,8 +1,10 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -19,7 +21,10 @@ import (
 )
 
 // Download writes the object key of team to w and returns its size and
-// SHA-256, computed over the bytes written.
+// SHA-256, computed over the bytes written. When the store reports the
+// object's SHA-256 (see Result.Verified), the bytes are checked against it:
+// a mismatch is ChecksumMismatch, and w then holds bytes that are not the
+// object's.
 //
 // After a broken connection or a 5xx answer, Download resumes with a Range
 // request from the first byte not yet written (a store that ignores Range
@@ -36,13 +41,13 @@ func Download(ctx context.Context, c *sighttp.Client, team, key string, w io.Wri
 	if err != nil {
 		return nil, err
 	}
-	d.prog.start(d.size())
+	d.prog.start(d.size(), 0)
 	h := sha256.New()
 	n, err := d.copyRange(ctx, d.name(), 0, -1, io.MultiWriter(w, h), resp, start)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Key: key, Size: n, SHA256: hex.EncodeToString(h.Sum(nil)), Parts: 1}, nil
+	return d.result(n, h.Sum(nil), 1)
 }
 
 // DownloadFile writes the object key of team to the file at path, replacing
@@ -54,8 +59,10 @@ func Download(ctx context.Context, c *sighttp.Client, team, key string, w io.Wri
 // larger than Options.Threshold are fetched with Concurrency parallel
 // ranged requests of Options.PartSize bytes (DefaultRangeSize when 0) when
 // the store supports ranges; the file is then read back to compute its
-// SHA-256. Otherwise DownloadFile streams as Download does. Two downloads
-// to the same path at once share the temporary file and must be avoided.
+// SHA-256. Otherwise DownloadFile streams as Download does. As with
+// Download, the SHA-256 is checked against the store's when it reports one;
+// on a mismatch path is left as it was. Two downloads to the same path at
+// once share the temporary file and must be avoided.
 func DownloadFile(ctx context.Context, c *sighttp.Client, team, key, path string, o *Options) (*Result, error) {
 	d, err := newDownloader("transfer.DownloadFile", c, team, key, o)
 	if err != nil {
@@ -104,6 +111,7 @@ type downloader struct {
 	mu        sync.Mutex
 	validator string // ETag (or Last-Modified) of the first answer
 	total     int64  // object size, -1 until known
+	want      []byte // the SHA-256 the store reported, if any
 }
 
 func newDownloader(op string, c *sighttp.Client, team, key string, o *Options) (*downloader, error) {
@@ -134,7 +142,7 @@ func (d *downloader) toFile(ctx context.Context, f *os.File) (*Result, error) {
 		return nil, err
 	}
 	total := d.size()
-	d.prog.start(total)
+	d.prog.start(total, 0)
 	rs := d.o.PartSize
 	if rs == 0 {
 		rs = DefaultRangeSize
@@ -146,7 +154,7 @@ func (d *downloader) toFile(ctx context.Context, f *os.File) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Result{Key: d.key, Size: n, SHA256: hex.EncodeToString(h.Sum(nil)), Parts: 1}, nil
+		return d.result(n, h.Sum(nil), 1)
 	}
 
 	// The first answer serves the first range; the others are fetched by
@@ -187,7 +195,43 @@ func (d *downloader) toFile(ctx context.Context, f *os.File) (*Result, error) {
 		}
 		return nil, d.errorf(signet.Internal, err, "reading back %s", f.Name())
 	}
-	return &Result{Key: d.key, Size: total, SHA256: hex.EncodeToString(sum), Parts: count}, nil
+	return d.result(total, sum, count)
+}
+
+// result describes the downloaded object of size bytes with SHA-256 sum,
+// moved in parts requests, after checking sum against the SHA-256 the store
+// reported, if any.
+func (d *downloader) result(size int64, sum []byte, parts int) (*Result, error) {
+	d.mu.Lock()
+	want := d.want
+	d.mu.Unlock()
+	if want != nil && !bytes.Equal(sum, want) {
+		return nil, d.errorf(signet.ChecksumMismatch, nil, "the bytes received for %s do not match the SHA-256 the store reports", d.name())
+	}
+	return &Result{Key: d.key, Size: size, SHA256: hex.EncodeToString(sum), Parts: parts, Verified: want != nil}, nil
+}
+
+// storeSHA256 returns the object's SHA-256 as the store reports it in an
+// answer's header, or nil. The built-in local store's ETag is the quoted
+// hex SHA-256 of the object, and no other store uses a 64-digit hex ETag
+// (S3-compatible stores use MD5s, GCS and Azure other forms).
+// S3-compatible stores may send a full-object x-amz-checksum-sha256
+// (base64); a composite one (a checksum of the parts' checksums) is not the
+// object's SHA-256 and is ignored.
+func storeSHA256(h http.Header) []byte {
+	if e := h.Get("ETag"); len(e) == 2+2*sha256.Size && e[0] == '"' && e[len(e)-1] == '"' {
+		if b, err := hex.DecodeString(e[1 : len(e)-1]); err == nil {
+			return b
+		}
+	}
+	if v := h.Get("X-Amz-Checksum-Sha256"); v != "" {
+		if t := h.Get("X-Amz-Checksum-Type"); t == "" || strings.EqualFold(t, "FULL_OBJECT") {
+			if b, err := base64.StdEncoding.DecodeString(v); err == nil && len(b) == sha256.Size {
+				return b
+			}
+		}
+	}
+	return nil
 }
 
 func acceptsRanges(resp *http.Response) bool {
@@ -290,6 +334,7 @@ func (d *downloader) check(what string, resp *http.Response) (int64, error) {
 	}
 	if d.validator == "" {
 		d.validator = v
+		d.want = storeSHA256(resp.Header)
 	}
 	if d.total < 0 {
 		d.total = total

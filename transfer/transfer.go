@@ -1,14 +1,26 @@
 // Package transfer moves objects between local data and a team's store
-// through signet's pre-signed URLs. It is the engine behind `signet cp`.
+// through signet's pre-signed URLs. It is the engine behind `signet cp`,
+// and what a program imports to move big files itself. A training job
+// saves a checkpoint in three lines:
+//
+//	c := sighttp.NewClient(os.Getenv("SIGNET_ADDR"), os.Getenv("SIGNET_TOKEN"))
+//	_, err := transfer.UploadFile(ctx, c, "ml", "ckpt/step-100.pt", "step-100.pt", nil)
+//	if err != nil { /* handle the error */ }
+//
+// where sighttp is github.com/signetdev/signet/http. Loading it back is
+// transfer.DownloadFile(ctx, c, "ml", "ckpt/step-100.pt", "step-100.pt", nil).
 //
 // Uploads declare the object's SHA-256 so that the store verifies what it
 // receives. Objects above a threshold go as a chunked upload: part URLs are
 // minted lazily in small batches, parts move in parallel, each part is
 // retried on network errors and 5xx answers, and a part whose URL is refused
-// (it may have expired) gets one fresh URL. Downloads are hashed as they
-// stream and resume with a Range request after a broken connection;
-// DownloadFile fetches large objects in parallel ranges and never leaves a
-// partial file at its destination.
+// (it may have expired) gets one fresh URL. With Options.ResumeDir set, an
+// interrupted chunked upload of a file keeps its session, and running the
+// same upload again sends only the parts the store does not hold yet.
+// Downloads are hashed as they stream, checked against the SHA-256 the store
+// reports where it reports one (Result.Verified), and resume with a Range
+// request after a broken connection; DownloadFile fetches large objects in
+// parallel ranges and never leaves a partial file at its destination.
 //
 // Errors are *signet.Error values (possibly wrapped; use signet.ErrorCode):
 // errors from signet's API keep the server's code; a store's refusal of a
@@ -17,8 +29,8 @@
 // match the declared SHA-256 are ChecksumMismatch; an object that changes
 // during a download is Conflict. When ctx is cancelled the context's cause
 // is returned. Signed URLs are bearer secrets: no error returned by this
-// package contains one. Errors name the team, key, part number and HTTP
-// status only.
+// package contains one, nor does any file it writes. Errors name the team,
+// key, part number and HTTP status only.
 package transfer
 
 import (
@@ -70,13 +82,29 @@ type Options struct {
 	// far and the total (-1 while a download's size is unknown). Calls are
 	// serialized, never concurrent; done never decreases, and a transfer of
 	// known size that succeeds ends with a call where done equals total
-	// (a first call reports done 0 once the total is known). Bytes resent
-	// by a retry are not counted twice. Progress runs on the goroutines that
-	// move the data, so it should return quickly.
+	// (a first call reports the bytes already done once the total is known:
+	// 0, or for a resumed upload the size of the parts the store holds).
+	// Bytes resent by a retry are not counted twice. Progress runs on the
+	// goroutines that move the data, so it should return quickly.
 	Progress func(done, total int64)
 	// ContentType is bound to uploads: the store accepts the object only
 	// with exactly this Content-Type. Empty means none is bound.
 	ContentType string
+	// ResumeDir, when set, makes chunked uploads by UploadFile resumable:
+	// while one is in flight, a small state file in this directory
+	// (created 0700 if missing; files 0600) records its session id, plan
+	// and the file's SHA-256, never an API key or a URL. A later
+	// UploadFile of the same unchanged file to the same key, team, server
+	// and part size continues that session and sends only the parts the
+	// store does not hold. An interrupted upload (ctx cancelled, the
+	// process killed, the store or server unavailable) then keeps its
+	// session instead of aborting it; the server aborts sessions nobody
+	// resumes once their deadline passes. The state file is removed when
+	// the upload completes or is aborted, and state files made useless by
+	// a changed file are removed (their sessions aborted) by the next
+	// upload of that file. Empty disables resuming: a failed chunked
+	// upload is aborted at once.
+	ResumeDir string
 }
 
 // Result describes a completed transfer.
@@ -90,6 +118,19 @@ type Result struct {
 	// Parts is the number of parts or ranges the object moved in; 1 when it
 	// moved in a single request.
 	Parts int `json:"parts"`
+	// ResumedParts is the number of parts of a resumed upload that the
+	// store held already and that were not sent again.
+	ResumedParts int `json:"resumed_parts"`
+	// Verified reports whether SHA256 was checked against the store. An
+	// upload is always verified: the SHA-256 is declared, the store (or
+	// the server, when assembling parts) refuses other bytes with
+	// ChecksumMismatch, and a store that cannot check it refuses the
+	// upload (Unimplemented) rather than ignore it. A download is verified when the store reported the
+	// object's SHA-256 and the bytes received match it; the built-in local
+	// store does so in its ETag, S3-compatible stores only when they return
+	// a full-object x-amz-checksum-sha256. Otherwise Verified is false and
+	// SHA256 is only the hash of the bytes received.
+	Verified bool `json:"verified"`
 }
 
 // withDefaults returns a copy of o with defaults applied, or an Invalid
@@ -166,14 +207,16 @@ func newProgress(fn func(done, total int64), total int64) *progress {
 	return &progress{fn: fn, total: total}
 }
 
-// start reports the total once it is known.
-func (p *progress) start(total int64) {
+// start reports the total once it is known, with done bytes that need not
+// move (the parts of a resumed upload that the store holds).
+func (p *progress) start(total, done int64) {
 	if p.fn == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.total = total
+	p.done += done
 	p.fn(p.done, p.total)
 }
 

@@ -39,7 +39,58 @@ type env struct {
 	faults  *faultTransport
 	// HTTP is a client for store URLs whose transport injects faults.
 	HTTP *http.Client
+	// clock is the server's and the store's clock.
+	clock *clock
+	// store counts what the store receives.
+	store *storeMeter
 }
+
+// clock is real time moved forward by a settable offset.
+type clock struct{ offset atomic.Int64 }
+
+func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// storeMeter wraps the local store's handler: it counts the body bytes
+// that PUT requests delivered to the store, and the requests in progress.
+type storeMeter struct {
+	h        http.Handler
+	received atomic.Int64
+	active   atomic.Int64
+}
+
+func (m *storeMeter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPut {
+		r.Body = &countingBody{r: r.Body, n: &m.received}
+	}
+	m.active.Add(1)
+	defer m.active.Add(-1)
+	m.h.ServeHTTP(w, r)
+}
+
+// idle waits until the store has finished every request it started, so
+// that the parts it holds no longer change.
+func (m *storeMeter) idle(tb testing.TB) {
+	tb.Helper()
+	for deadline := time.Now().Add(5 * time.Second); m.active.Load() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			tb.Fatal("the store is still handling requests after 5s")
+		}
+	}
+}
+
+type countingBody struct {
+	r io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+func (b *countingBody) Close() error { return b.r.Close() }
 
 // newEnv starts the server. It also checks, at cleanup, that no goroutine
 // of package transfer is left running.
@@ -62,7 +113,8 @@ func newEnv(tb testing.TB) *env {
 		tb.Fatalf("loading keys: %v", err)
 	}
 	blobDir := filepath.Join(dir, "blobs")
-	blob, err := fileblob.Open(blobDir, fileblob.Options{BaseURL: base, Keys: keys})
+	clk := new(clock)
+	blob, err := fileblob.Open(blobDir, fileblob.Options{BaseURL: base, Keys: keys, Now: clk.now})
 	if err != nil {
 		tb.Fatalf("opening local store: %v", err)
 	}
@@ -73,7 +125,8 @@ func newEnv(tb testing.TB) *env {
 		}
 		return blob, nil
 	}
-	ts.Config.Handler = sighttp.NewServer(sighttp.Config{Store: db, Backends: backends, Blob: blob})
+	meter := &storeMeter{h: blob}
+	ts.Config.Handler = sighttp.NewServer(sighttp.Config{Store: db, Backends: backends, Blob: meter, Now: clk.now})
 	ts.Start()
 	tb.Cleanup(ts.Close)
 
@@ -106,6 +159,8 @@ func newEnv(tb testing.TB) *env {
 		blobDir: blobDir,
 		faults:  faults,
 		HTTP:    &http.Client{Transport: faults},
+		clock:   clk,
+		store:   meter,
 	}
 }
 
@@ -225,8 +280,8 @@ func (e *env) download(t *testing.T, key string) []byte {
 	if err != nil {
 		t.Fatalf("Download(%s): %v", key, err)
 	}
-	if res.Size != int64(buf.Len()) || res.SHA256 != sum(buf.Bytes()) {
-		t.Errorf("Download(%s) = size %d, sha256 %s; got %d bytes with sha256 %s", key, res.Size, res.SHA256, buf.Len(), sum(buf.Bytes()))
+	if res.Size != int64(buf.Len()) || res.SHA256 != sum(buf.Bytes()) || !res.Verified {
+		t.Errorf("Download(%s) = size %d, sha256 %s, verified %v; got %d bytes with sha256 %s", key, res.Size, res.SHA256, res.Verified, buf.Len(), sum(buf.Bytes()))
 	}
 	return buf.Bytes()
 }
@@ -279,7 +334,7 @@ func TestUpload(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Upload: %v", err)
 		}
-		want := transfer.Result{Key: "single/a.bin", Size: int64(len(data)), SHA256: sum(data), Parts: 1}
+		want := transfer.Result{Key: "single/a.bin", Size: int64(len(data)), SHA256: sum(data), Parts: 1, Verified: true}
 		if *res != want {
 			t.Errorf("Upload = %+v, want %+v", *res, want)
 		}
@@ -328,7 +383,7 @@ func TestUpload(t *testing.T) {
 		if err != nil {
 			t.Fatalf("UploadFile: %v", err)
 		}
-		want := transfer.Result{Key: "big/model.bin", Size: int64(len(data)), SHA256: sum(data), Parts: 9}
+		want := transfer.Result{Key: "big/model.bin", Size: int64(len(data)), SHA256: sum(data), Parts: 9, Verified: true}
 		if *res != want {
 			t.Errorf("UploadFile = %+v, want %+v", *res, want)
 		}
@@ -349,8 +404,8 @@ func TestUpload(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got, data) || res.SHA256 != sum(data) || res.Size != int64(len(data)) {
-			t.Errorf("DownloadFile = %+v: %d bytes with sha256 %s; want %d bytes with sha256 %s", res, len(got), sum(got), len(data), sum(data))
+		if !bytes.Equal(got, data) || res.SHA256 != sum(data) || res.Size != int64(len(data)) || !res.Verified {
+			t.Errorf("DownloadFile = %+v: %d bytes with sha256 %s; want %d verified bytes with sha256 %s", res, len(got), sum(got), len(data), sum(data))
 		}
 		if res.Parts != 9 {
 			t.Errorf("DownloadFile moved %d ranges, want 9", res.Parts)
@@ -820,14 +875,20 @@ func BenchmarkUpload64MiB(b *testing.B) {
 	e := newEnv(b)
 	ctx := context.Background()
 	data := randomBytes(64<<20, 8)
-	for _, bc := range []struct {
+	type benchCase struct {
 		name string
 		o    transfer.Options
-	}{
-		{"SinglePut", transfer.Options{}},
-		{"Parts16MiB", transfer.Options{Threshold: -1, PartSize: 16 << 20, Concurrency: 4}},
-		{"Parts8MiB", transfer.Options{Threshold: -1, PartSize: 8 << 20, Concurrency: 8}},
-	} {
+	}
+	cases := []benchCase{{"SinglePut", transfer.Options{}}}
+	for _, ps := range []int64{8, 16, 32} {
+		for _, conc := range []int{1, 4, 8} {
+			cases = append(cases, benchCase{
+				fmt.Sprintf("Parts%dMiB/Concurrency%d", ps, conc),
+				transfer.Options{Threshold: -1, PartSize: ps << 20, Concurrency: conc},
+			})
+		}
+	}
+	for _, bc := range cases {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			for b.Loop() {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/signetdev/signet"
@@ -24,6 +26,15 @@ const abortTimeout = 30 * time.Second
 
 // UploadFile uploads the file at path as key in team. A path that is not a
 // regular file (a pipe, a device) is uploaded as with UploadStream.
+//
+// With Options.ResumeDir set, a chunked upload of the file can be resumed:
+// if an earlier call for the same file (same absolute path, size and
+// modification time), key, team, server and part size was interrupted,
+// UploadFile continues its session and sends only the parts the store does
+// not hold yet. It then trusts the SHA-256 recorded by that call instead of
+// reading the file a second time; should the file have changed without its
+// size or time changing, the server refuses the assembled object
+// (ChecksumMismatch) and the next call starts afresh. See Options.ResumeDir.
 func UploadFile(ctx context.Context, c *sighttp.Client, team, key, path string, o *Options) (*Result, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -40,7 +51,14 @@ func UploadFile(ctx context.Context, c *sighttp.Client, team, key, path string, 
 	case !fi.Mode().IsRegular():
 		return UploadStream(ctx, c, team, key, f, o)
 	}
-	return upload(ctx, c, team, key, f, fi.Size(), nil, o)
+	var rs *resumer
+	if o != nil && o.ResumeDir != "" {
+		if rs, err = newResumer(o.ResumeDir, c.Addr, team, key, path, fi, o.PartSize); err != nil {
+			return nil, err
+		}
+		rs.sweep(ctx, c)
+	}
+	return upload(ctx, c, team, key, f, fi.Size(), nil, o, rs)
 }
 
 // Upload uploads size bytes read from r as key in team. It reads r twice:
@@ -50,9 +68,10 @@ func UploadFile(ctx context.Context, c *sighttp.Client, team, key, path string, 
 //
 // Objects up to Options.Threshold go in a single request. Larger ones go as
 // a chunked upload; if it fails, the upload is aborted (best effort), so
-// that the store does not keep its parts.
+// that the store does not keep its parts. Upload does not resume: only
+// UploadFile knows a source well enough to recognise it in a later run.
 func Upload(ctx context.Context, c *sighttp.Client, team, key string, r io.ReaderAt, size int64, o *Options) (*Result, error) {
-	return upload(ctx, c, team, key, r, size, nil, o)
+	return upload(ctx, c, team, key, r, size, nil, o, nil)
 }
 
 // UploadStream uploads everything read from r, whose size is not known in
@@ -79,7 +98,7 @@ func UploadStream(ctx context.Context, c *sighttp.Client, team, key string, r io
 		}
 		return nil, fmt.Errorf("buffering the upload of %s/%s: %w", team, key, err)
 	}
-	return upload(ctx, c, team, key, f, n, h.Sum(nil), o)
+	return upload(ctx, c, team, key, f, n, h.Sum(nil), o, nil)
 }
 
 // ctxReader stops reading once ctx is done.
@@ -101,10 +120,17 @@ type uploader struct {
 	src  io.ReaderAt
 	size int64
 	sum  string // hex SHA-256
+
+	// For a resumable chunked upload: rs keeps its state file, and prev is
+	// the state an earlier run left, if any. rs is nil when the upload
+	// cannot be resumed.
+	rs   *resumer
+	prev *resumeState
 }
 
-// upload uploads r; sum, when not nil, is r's SHA-256, already known.
-func upload(ctx context.Context, c *sighttp.Client, team, key string, r io.ReaderAt, size int64, sum []byte, o *Options) (*Result, error) {
+// upload uploads r; sum, when not nil, is r's SHA-256, already known. rs,
+// when not nil, makes a chunked upload resumable.
+func upload(ctx context.Context, c *sighttp.Client, team, key string, r io.ReaderAt, size int64, sum []byte, o *Options, rs *resumer) (*Result, error) {
 	const op = "transfer.Upload"
 	opts, err := o.withDefaults(op)
 	if err != nil {
@@ -118,6 +144,15 @@ func upload(ctx context.Context, c *sighttp.Client, team, key string, r io.Reade
 		src:  r,
 		size: size,
 	}
+	chunked := size > 0 && (size > opts.Threshold || opts.Threshold < 0 || size > sighttp.MaxSinglePut)
+	if chunked && rs != nil {
+		u.rs = rs
+		if u.prev = rs.load(); u.prev != nil && sum == nil {
+			// The file is the one hashed by the earlier run: same path,
+			// size and modification time.
+			sum, _ = hex.DecodeString(u.prev.SHA256)
+		}
+	}
 	if sum == nil {
 		if sum, err = hashSection(ctx, r, size); err != nil {
 			if ctx.Err() != nil {
@@ -127,17 +162,17 @@ func upload(ctx context.Context, c *sighttp.Client, team, key string, r io.Reade
 		}
 	}
 	u.sum = hex.EncodeToString(sum)
-	u.prog.start(size)
-	parts := 1
-	if size > 0 && (size > opts.Threshold || opts.Threshold < 0 || size > sighttp.MaxSinglePut) {
-		parts, err = u.chunked(ctx)
+	res := &Result{Key: key, Size: size, SHA256: u.sum, Parts: 1, Verified: true}
+	if chunked {
+		res.Parts, res.ResumedParts, err = u.chunked(ctx)
 	} else {
+		u.prog.start(size, 0)
 		err = u.single(ctx)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Key: key, Size: size, SHA256: u.sum, Parts: parts}, nil
+	return res, nil
 }
 
 // hashSection returns the SHA-256 of the first size bytes of r, which must
@@ -234,30 +269,207 @@ func (u *uploader) put(ctx context.Context, t *target, sign signer, what string,
 	}
 }
 
-// chunked uploads the object in parts and returns the number of parts.
-func (u *uploader) chunked(ctx context.Context) (int, error) {
+// chunked uploads the object in parts and returns the number of parts and
+// how many of them the store held already.
+//
+// When the upload fails, its session is aborted (best effort), so that the
+// store does not keep its parts, unless the upload is resumable and the
+// failure may pass: a cancelled ctx, a store or server that stays
+// unavailable, rate limiting, or an API key that is refused. Then the
+// session and its state file stay for a rerun. Anything else (a checksum
+// mismatch, a refused URL, an invalid request) aborts the session and
+// removes the state file: a rerun would fail the same way.
+func (u *uploader) chunked(ctx context.Context) (parts, resumed int, err error) {
+	s, err := u.session(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	u.prog.start(u.size, heldBytes(s.info, u.size, s.held))
+	if !s.done {
+		var etags []string
+		etags, err = u.sendParts(ctx, s)
+		if err == nil {
+			err = u.complete(ctx, s.info, etags)
+		}
+	}
+	if err != nil {
+		if u.rs != nil && keepSession(ctx, err) {
+			return 0, 0, err
+		}
+		u.abort(ctx, s.info.ID)
+		return 0, 0, err
+	}
+	if u.rs != nil {
+		u.rs.remove()
+	}
+	return s.info.PartCount, len(s.held), nil
+}
+
+// keepSession reports whether a resumable upload that failed with err
+// keeps its session for a rerun.
+func keepSession(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	switch signet.ErrorCode(err) {
+	case signet.Unavailable, signet.RateLimited, signet.Unauthenticated:
+		return true
+	}
+	return false
+}
+
+// abort aborts the session id (best effort: the server collects abandoned
+// sessions in any case) and removes its state file.
+func (u *uploader) abort(ctx context.Context, id string) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	u.c.AbortUpload(actx, u.team, id)
+	cancel()
+	if u.rs != nil {
+		u.rs.remove()
+	}
+}
+
+// session is the upload session a chunked upload uses.
+type session struct {
+	info *sighttp.UploadInfo
+	// held maps the parts that the store holds to their ETags.
+	held map[int]string
+	// minted holds URLs already minted for the first parts to send.
+	minted []sighttp.PartURL
+	// done is set when resuming found every part held and completed the
+	// upload.
+	done bool
+}
+
+// session returns the session to use: the one an earlier run recorded
+// when it can be resumed, otherwise a new one.
+func (u *uploader) session(ctx context.Context) (*session, error) {
+	if u.prev != nil {
+		s, err := u.resume(ctx, u.prev)
+		if err != nil || s != nil {
+			return s, err
+		}
+	}
 	info, err := u.c.CreateUpload(ctx, u.team, &sighttp.CreateUploadRequest{
 		Key: u.key, Size: u.size, ContentType: u.o.ContentType, SHA256: u.sum, PartSize: u.o.PartSize,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", u.name(), err)
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		return nil, fmt.Errorf("%s: %w", u.name(), err)
 	}
-	err = u.checkPlan(info)
-	var etags []string
-	if err == nil {
-		etags, err = u.sendParts(ctx, info)
+	if err := u.checkPlan(info); err != nil {
+		u.abort(ctx, info.ID)
+		return nil, err
 	}
-	if err == nil {
-		err = u.complete(ctx, info, etags)
+	if u.rs != nil {
+		if err := u.rs.save(info, u.sum); err != nil {
+			// Without its state file nobody can resume the session: treat
+			// the upload as one that is not resumable.
+			u.rs.remove()
+			u.rs = nil
+		}
+	}
+	return &session{info: info}, nil
+}
+
+// resume continues the session an earlier run recorded in st. It returns
+// nil when a new session must be started instead: the session is unknown,
+// has ended or ends soon, or no longer matches this upload (then it is
+// aborted). The state file of a session that is not resumed is removed.
+//
+// Whether the session is still open is the server's decision, by its own
+// clock: resume mints the URLs of the first parts to send (or, when the
+// store holds every part, completes the upload) before any byte moves, and
+// a session the server reports as ended (Conflict) is replaced by a new one.
+func (u *uploader) resume(ctx context.Context, st *resumeState) (*session, error) {
+	var info *sighttp.UploadInfo
+	err := u.api(ctx, func() (err error) {
+		info, err = u.c.UploadState(ctx, u.team, st.UploadID)
+		return err
+	})
+	switch signet.ErrorCode(err) {
+	case "":
+	case signet.NotFound, signet.Conflict:
+		// Unknown to the server, or the team's connector has changed
+		// since: the session cannot be continued.
+		u.rs.remove()
+		return nil, nil
+	default:
+		return nil, err
+	}
+	switch {
+	case info.State != signet.UploadActive:
+		u.rs.remove()
+		return nil, nil
+	case info.ID != st.UploadID || info.Key != u.key || info.Size != u.size ||
+		info.PartSize != st.PlanSize || info.PartCount != st.PartCount ||
+		!strings.EqualFold(info.SHA256, u.sum) || info.ContentType != u.o.ContentType ||
+		u.checkPlan(info) != nil || time.Until(info.ExpiresAt) < resumeMargin:
+		u.abort(ctx, st.UploadID)
+		return nil, nil
+	}
+	s := &session{info: info, held: make(map[int]string)}
+	for _, p := range info.Parts {
+		if p.Number < 1 || p.Number > info.PartCount || p.ETag == "" {
+			continue
+		}
+		// A part of another size is not the one this plan needs: send it
+		// again.
+		if _, size := partRange(info, u.size, p.Number); p.Size == size {
+			s.held[p.Number] = p.ETag
+		}
+	}
+	if todo := s.todo(); len(todo) > 0 {
+		s.minted, err = u.partURLs(ctx, info, todo[:min(len(todo), partBatch)])
+	} else {
+		err = u.complete(ctx, info, s.etags())
+		s.done = err == nil
+	}
+	if signet.ErrorCode(err) == signet.Conflict && ctx.Err() == nil {
+		u.abort(ctx, st.UploadID)
+		return nil, nil
 	}
 	if err != nil {
-		// Best effort: the server collects abandoned uploads in any case.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
-		u.c.AbortUpload(actx, u.team, info.ID)
-		cancel()
-		return 0, err
+		if u.rs != nil && keepSession(ctx, err) {
+			return nil, err
+		}
+		u.abort(ctx, st.UploadID)
+		return nil, err
 	}
-	return info.PartCount, nil
+	return s, nil
+}
+
+// todo returns the numbers of the parts the store does not hold.
+func (s *session) todo() []int {
+	var ns []int
+	for n := 1; n <= s.info.PartCount; n++ {
+		if _, ok := s.held[n]; !ok {
+			ns = append(ns, n)
+		}
+	}
+	return ns
+}
+
+// etags returns the ETags of the held parts in part order, "" for the
+// others.
+func (s *session) etags() []string {
+	e := make([]string, s.info.PartCount)
+	for n, etag := range s.held {
+		e[n-1] = etag
+	}
+	return e
+}
+
+// heldBytes returns the size of the parts in held.
+func heldBytes(info *sighttp.UploadInfo, size int64, held map[int]string) int64 {
+	var n int64
+	for num := range held {
+		_, l := partRange(info, size, num)
+		n += l
+	}
+	return n
 }
 
 // checkPlan checks that the server's plan covers exactly the object.
@@ -275,23 +487,21 @@ func partRange(info *sighttp.UploadInfo, size int64, n int) (off, length int64) 
 	return off, min(info.PartSize, size-off)
 }
 
-// sendParts uploads every part with Concurrency workers and returns the
-// parts' ETags in part order. One goroutine mints part URLs in batches,
-// just ahead of the workers.
-func (u *uploader) sendParts(ctx context.Context, info *sighttp.UploadInfo) ([]string, error) {
+// sendParts uploads every part of s that the store does not hold with
+// Concurrency workers and returns all the parts' ETags in part order. One
+// goroutine mints part URLs in batches, just ahead of the workers.
+func (u *uploader) sendParts(ctx context.Context, s *session) ([]string, error) {
+	info := s.info
+	etags := s.etags()
+	todo := s.todo()
+	if len(todo) == 0 {
+		return etags, nil
+	}
 	g, ctx := newGroup(ctx)
 	jobs := make(chan sighttp.PartURL)
 	g.Go(func() error {
 		defer close(jobs)
-		for first := 1; first <= info.PartCount; first += partBatch {
-			nums := make([]int, 0, partBatch)
-			for n := first; n < first+partBatch && n <= info.PartCount; n++ {
-				nums = append(nums, n)
-			}
-			parts, err := u.partURLs(ctx, info, nums)
-			if err != nil {
-				return err
-			}
+		queue := func(parts []sighttp.PartURL) error {
 			for _, p := range parts {
 				select {
 				case jobs <- p:
@@ -299,11 +509,23 @@ func (u *uploader) sendParts(ctx context.Context, info *sighttp.UploadInfo) ([]s
 					return context.Cause(ctx)
 				}
 			}
+			return nil
+		}
+		if err := queue(s.minted); err != nil {
+			return err
+		}
+		for batch := range slices.Chunk(todo[len(s.minted):], partBatch) {
+			parts, err := u.partURLs(ctx, info, batch)
+			if err != nil {
+				return err
+			}
+			if err := queue(parts); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
-	etags := make([]string, info.PartCount)
-	for range min(u.o.Concurrency, info.PartCount) {
+	for range min(u.o.Concurrency, len(todo)) {
 		g.Go(func() error {
 			for p := range jobs {
 				etag, err := u.part(ctx, info, p)
