@@ -390,8 +390,10 @@ func (s *suite) testContentType(t *testing.T) {
 	if st, _, _ := s.do(t, u.Method, u.URL, map[string]string{"Content-Type": "text/html"}, []byte("hi")); st != http.StatusForbidden {
 		t.Errorf("PUT with another Content-Type answered %d, want 403", st)
 	}
-	if st, _, _ := s.do(t, u.Method, u.URL, map[string]string{"Content-Type": ""}, []byte("hi")); st != http.StatusForbidden {
-		t.Errorf("PUT without Content-Type answered %d, want 403", st)
+	// A missing signed header is refused, but stores differ on the status:
+	// AWS S3 answers 403, MinIO 400 (both with code AccessDenied).
+	if st, _, _ := s.do(t, u.Method, u.URL, map[string]string{"Content-Type": ""}, []byte("hi")); st < 400 || st >= 500 {
+		t.Errorf("PUT without Content-Type answered %d, want a 4xx refusal", st)
 	}
 	s.wantAbsent(t, key)
 	if st, _, _ := s.do(t, u.Method, u.URL, u.Headers, []byte("hi")); st != http.StatusOK {

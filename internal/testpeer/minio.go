@@ -1,0 +1,324 @@
+package testpeer
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+// MinIOEnv names the environment variable that points to a minio binary.
+const MinIOEnv = "SIGNET_MINIO_BIN"
+
+// MinIOInstall says how to get MinIO; it is part of every skip message.
+const MinIOInstall = "build it with `GOBIN=~/.cache/signet/bin go install github.com/minio/minio@latest` " +
+	"(about 12 minutes on 2 cores; or run internal/testpeer/install.sh), " +
+	"put minio on PATH, or set " + MinIOEnv + " to a minio binary"
+
+// MinIOKMSKeyID is the name of the KMS key the MinIO peer is started with
+// (MINIO_KMS_SECRET_KEY), usable for SSE-KMS uploads.
+const MinIOKMSKeyID = "signet-test-key"
+
+// MinIOPeer is a running MinIO server on 127.0.0.1 with a fresh data
+// directory. Its root user may do anything, including STS AssumeRole (any
+// role ARN; the session policy alone limits the session). MinIO returns
+// once S3 and STS both answer.
+type MinIOPeer struct {
+	// Endpoint is the server's base URL, http://127.0.0.1:<port>.
+	Endpoint string
+	// AccessKeyID and SecretAccessKey are the root user's credentials.
+	AccessKeyID     string
+	SecretAccessKey string
+	// Region is the server's region (us-east-1).
+	Region string
+	// KMSKeyID names the server's built-in KMS key.
+	KMSKeyID string
+
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	dir  string
+	logs *syncBuffer
+}
+
+// The MinIO server is shared by the tests of one test binary: each call of
+// MinIO takes a reference and its tb.Cleanup drops it; the last drop stops
+// the server, unless the package's TestMain called Main, which keeps it
+// until every test has run.
+var minio struct {
+	mu    sync.Mutex
+	peer  *MinIOPeer
+	users int
+	kept  bool
+}
+
+// MinIO returns a running MinIO server, started on first use, and releases
+// it when tb ends. Each test should use its own bucket (see Bucket).
+//
+// The binary is $SIGNET_MINIO_BIN when that is set, else
+// ~/.cache/signet/bin/minio, else minio on PATH. When there is none, MinIO
+// skips tb with a message that says how to build it, or fails tb when
+// SIGNET_TEST_PEERS=require. A binary that does not start fails tb.
+func MinIO(tb testing.TB) *MinIOPeer {
+	tb.Helper()
+	bin, ok := findBinary(MinIOEnv, "minio")
+	if !ok {
+		what := "minio binary"
+		if bin != "" {
+			what = fmt.Sprintf("minio binary (%s=%s)", MinIOEnv, bin)
+		}
+		absent(tb, what, MinIOInstall)
+	}
+	minio.mu.Lock()
+	defer minio.mu.Unlock()
+	if minio.peer == nil {
+		p, err := startMinIO(bin)
+		if err != nil {
+			tb.Fatalf("testpeer: starting MinIO (%s): %v", bin, err)
+		}
+		minio.peer = p
+	}
+	minio.users++
+	p := minio.peer
+	tb.Cleanup(func() {
+		minio.mu.Lock()
+		defer minio.mu.Unlock()
+		minio.users--
+		if minio.users == 0 && !minio.kept && minio.peer == p {
+			p.stop()
+			minio.peer = nil
+		}
+	})
+	return p
+}
+
+// Main runs the tests of a package that uses MinIO with one server shared
+// by all of them, stopped after the last. Call it from TestMain:
+//
+//	func TestMain(m *testing.M) { testpeer.Main(m) }
+func Main(m *testing.M) {
+	minio.mu.Lock()
+	minio.kept = true
+	minio.mu.Unlock()
+	code := m.Run()
+	minio.mu.Lock()
+	if minio.peer != nil {
+		minio.peer.stop()
+		minio.peer = nil
+	}
+	minio.mu.Unlock()
+	os.Exit(code)
+}
+
+// startMinIO starts a server, trying new ports when one was taken.
+func startMinIO(bin string) (*MinIOPeer, error) {
+	var errs []error
+	for range 3 {
+		p, err := tryStartMinIO(bin)
+		if err == nil {
+			return p, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+func tryStartMinIO(bin string) (*MinIOPeer, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	consolePort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "signet-minio-")
+	if err != nil {
+		return nil, err
+	}
+	secret := make([]byte, 16)
+	rand.Read(secret)
+	kmsKey := make([]byte, 32)
+	rand.Read(kmsKey)
+	p := &MinIOPeer{
+		Endpoint:        fmt.Sprintf("http://127.0.0.1:%d", port),
+		AccessKeyID:     "signet-root",
+		SecretAccessKey: hex.EncodeToString(secret),
+		Region:          "us-east-1",
+		KMSKeyID:        MinIOKMSKeyID,
+		done:            make(chan struct{}),
+		dir:             dir,
+		logs:            &syncBuffer{},
+	}
+	cmd := exec.Command(bin, "server",
+		"--address", fmt.Sprintf("127.0.0.1:%d", port),
+		"--console-address", fmt.Sprintf("127.0.0.1:%d", consolePort),
+		filepath.Join(dir, "data"))
+	// Inherited MINIO_* settings would change what is tested; drop them.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "MINIO_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env,
+		"MINIO_ROOT_USER="+p.AccessKeyID,
+		"MINIO_ROOT_PASSWORD="+p.SecretAccessKey,
+		"MINIO_REGION="+p.Region,
+		"MINIO_BROWSER=off",
+		"MINIO_UPDATE=off",
+		"MINIO_KMS_SECRET_KEY="+MinIOKMSKeyID+":"+base64.StdEncoding.EncodeToString(kmsKey),
+	)
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	setDeathSignal(cmd)
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	p.cmd = cmd
+	go func() {
+		cmd.Wait()
+		close(p.done)
+	}()
+	if err := p.waitLive(60 * time.Second); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("%w; server output:\n%s", err, p.logs.tail(2000))
+	}
+	if err := p.waitSTS(60 * time.Second); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("%w; server output:\n%s", err, p.logs.tail(2000))
+	}
+	return p, nil
+}
+
+// waitSTS waits until STS answers: MinIO's IAM starts after the health
+// endpoints report live ("Server not initialized").
+func (p *MinIOPeer) waitSTS(timeout time.Duration) error {
+	client := sts.New(sts.Options{
+		Region:       p.Region,
+		BaseEndpoint: aws.String(p.Endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(p.AccessKeyID, p.SecretAccessKey, ""),
+	})
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = client.AssumeRole(ctx, &sts.AssumeRoleInput{
+			RoleArn:         aws.String("arn:minio:iam:::role/testpeer"),
+			RoleSessionName: aws.String("testpeer"),
+			DurationSeconds: aws.Int32(900),
+		})
+		cancel()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("minio STS not ready after %s: %w", timeout, err)
+}
+
+// waitLive polls /minio/health/live until it answers 200.
+func (p *MinIOPeer) waitLive(timeout time.Duration) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			return errors.New("minio exited before it was ready")
+		default:
+		}
+		resp, err := client.Get(p.Endpoint + "/minio/health/live")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("minio was not live after %s", timeout)
+}
+
+func (p *MinIOPeer) stop() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	os.RemoveAll(p.dir)
+}
+
+// Client returns an S3 client with the root user's credentials, path
+// style, for test setup and inspection.
+func (p *MinIOPeer) Client() *s3.Client {
+	return s3.New(s3.Options{
+		Region:       p.Region,
+		BaseEndpoint: aws.String(p.Endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(p.AccessKeyID, p.SecretAccessKey, ""),
+		// MinIO accepts the SDK's checksums, but test setup needs none.
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	})
+}
+
+// CreateBucket creates bucket name and fails tb if it cannot.
+func (p *MinIOPeer) CreateBucket(tb testing.TB, name string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := p.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		tb.Fatalf("testpeer: creating bucket %s: %v", name, err)
+	}
+}
+
+// Bucket creates a bucket with a fresh random name and returns the name.
+func (p *MinIOPeer) Bucket(tb testing.TB) string {
+	tb.Helper()
+	name := RandomName("signet-test-")
+	p.CreateBucket(tb, name)
+	return name
+}
+
+// Logs returns the end of the server's output, for failure messages.
+func (p *MinIOPeer) Logs() string { return p.logs.tail(4000) }
+
+// syncBuffer is a bytes.Buffer safe for the server's concurrent writers,
+// holding at most its last 1 MiB.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.b.Len() > 1<<20 {
+		rest := s.b.Bytes()[s.b.Len()-512<<10:]
+		s.b = *bytes.NewBuffer(append([]byte(nil), rest...))
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) tail(n int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.b.Bytes()
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
