@@ -182,9 +182,12 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 			results[i].Error = &ObjectError{Code: string(signet.ErrorCode(err)), Message: signet.ErrorMessage(err)}
 			failed++
 		} else {
-			oev.GrantID, oev.ExpiresAt = opts.GrantID, expires
+			// A driver may lower the expiry (its signing credentials end
+			// sooner); the answer and the record state the real one.
+			exp := realExpiry(u, expires)
+			oev.GrantID, oev.ExpiresAt = opts.GrantID, exp
 			results[i].Method, results[i].URL, results[i].Headers = u.Method, u.URL, u.Headers
-			results[i].ExpiresAt = &expires
+			results[i].ExpiresAt = &exp
 		}
 		events[i] = &oev
 	}
@@ -201,6 +204,15 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.urls.WithLabelValues(conn.Backend, method).Add(float64(len(results) - failed))
 	writeJSON(w, http.StatusOK, PresignResponse{Objects: results})
+}
+
+// realExpiry is when u stops working: the driver's statement, which is
+// never later than what was asked.
+func realExpiry(u *driver.SignedURL, asked time.Time) time.Time {
+	if !u.Expires.IsZero() && u.Expires.Before(asked) {
+		return u.Expires
+	}
+	return asked
 }
 
 // resolveExpiry applies signet.ResolveExpiry to an optional request field;

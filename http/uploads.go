@@ -210,7 +210,11 @@ func (s *Server) handleUploadParts(w http.ResponseWriter, r *http.Request) {
 			s.deny(w, r, ev, err)
 			return
 		}
-		out.Parts[i] = PartURL{Number: n, Size: size, Method: su.Method, URL: su.URL, Headers: su.Headers, ExpiresAt: expires}
+		exp := realExpiry(su, expires)
+		out.Parts[i] = PartURL{Number: n, Size: size, Method: su.Method, URL: su.URL, Headers: su.Headers, ExpiresAt: exp}
+		if exp.Before(ev.ExpiresAt) {
+			ev.ExpiresAt = exp // the record states the earliest
+		}
 	}
 	if err := s.commit(r.Context(), nil, ev); err != nil {
 		s.writeError(w, r, auditUnavailable(err))

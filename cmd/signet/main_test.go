@@ -39,6 +39,7 @@ type cli struct {
 	addr  string
 	token string
 	stdin io.Reader
+	env   map[string]string // more environment variables
 }
 
 type cliResult struct {
@@ -56,7 +57,7 @@ func (c cli) run(args ...string) cliResult {
 		case "SIGNET_TOKEN":
 			return c.token
 		}
-		return ""
+		return c.env[k]
 	}}
 	if env.Stdin == nil {
 		env.Stdin = strings.NewReader("")

@@ -18,7 +18,6 @@ import (
 	"github.com/signetdev/signet"
 	sighttp "github.com/signetdev/signet/http"
 	"github.com/signetdev/signet/sqlite"
-	"github.com/signetdev/signet/storage/driver"
 	"github.com/signetdev/signet/storage/fileblob"
 )
 
@@ -127,7 +126,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 
 	m.Server = sighttp.NewServer(sighttp.Config{
-		Store: m.DB, Backends: m.backend, Sealer: sealer, Blob: m.Blob, Logger: m.Logger, Now: m.Now,
+		Store: m.DB, Backends: (&backends{local: m.Blob}).Open, Sealer: sealer, Blob: m.Blob, Logger: m.Logger, Now: m.Now,
 		ClientIP: ips,
 	})
 	m.http = m.Server.HTTPServer(c.Addr)
@@ -138,21 +137,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.bg.Go(func() { m.Server.RunSweeper(bg, SweepInterval) })
 	m.Logger.Info("signet serving", "addr", m.Addr(), "public_url", public, "data_dir", c.DataDir)
 	return nil
-}
-
-// backend returns the driver for a connector. Each store is registered
-// here, explicitly.
-func (m *Main) backend(ctx context.Context, c *signet.Connector, secret map[string]string) (driver.Backend, error) {
-	switch c.Backend {
-	case signet.BackendLocal:
-		if err := fileblob.ValidateBucket(c.Bucket); err != nil {
-			return nil, err
-		}
-		return m.Blob, nil
-	case signet.BackendS3, signet.BackendGCS, signet.BackendAzure:
-		return nil, signet.Errorf(signet.Unimplemented, "backend %q is not available in this build yet", c.Backend)
-	}
-	return nil, signet.Errorf(signet.Invalid, "unknown backend %q (known: local, s3, gcs, azure)", c.Backend)
 }
 
 // Wait blocks until the server stops serving.
