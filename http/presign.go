@@ -2,8 +2,8 @@ package http
 
 import (
 	"context"
-	"fmt"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"time"
 

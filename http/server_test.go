@@ -37,11 +37,11 @@ func (c *clock) Add(d time.Duration) {
 // env is a real server (SQLite, local store) on httptest, with users seeded
 // directly in the store.
 type env struct {
-	t     testing.TB
-	URL   string
-	DB    *sqlite.DB
-	Clock *clock
-	Server  *sighttp.Server
+	t      testing.TB
+	URL    string
+	DB     *sqlite.DB
+	Clock  *clock
+	Server *sighttp.Server
 	// Secrets records the credentials each s3 connector's driver was
 	// opened with, by bucket.
 	Secrets *sync.Map
