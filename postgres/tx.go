@@ -1,0 +1,1081 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/signetdev/signet"
+)
+
+// Audit query limits.
+const (
+	defaultAuditLimit = 100
+	maxAuditLimit     = 1000
+)
+
+// tx implements signet.Tx on a pgx transaction. It holds the context of
+// the Update or View call it belongs to, and does not outlive that call.
+//
+// In PostgreSQL a failed statement aborts the whole transaction, where
+// SQLite only undoes the statement. So that a caller may go on after an
+// expected refusal, as it can with SQLite, the methods never let one reach
+// the database: inserts use ON CONFLICT DO NOTHING and report Conflict when
+// nothing was inserted, references are looked up first, and values are
+// checked in Go against what the schema accepts.
+type tx struct {
+	ctx      context.Context
+	db       *DB
+	tx       pgx.Tx
+	readOnly bool
+}
+
+var _ signet.Tx = (*tx)(nil)
+
+// writable returns an Internal error in a read-only transaction, so that a
+// write attempted inside View is a clear programming error rather than an
+// "unavailable" read-only database.
+func (t *tx) writable(op string) error {
+	if t.readOnly {
+		return signet.E(op, signet.Internal, "internal error", errors.New("write in a read-only transaction"))
+	}
+	return nil
+}
+
+func (t *tx) exec(query string, args ...any) (pgconn.CommandTag, error) {
+	return t.tx.Exec(t.ctx, query, args...)
+}
+
+func (t *tx) query(query string, args ...any) (pgx.Rows, error) {
+	return t.tx.Query(t.ctx, query, args...)
+}
+
+func (t *tx) queryRow(query string, args ...any) pgx.Row {
+	return t.tx.QueryRow(t.ctx, query, args...)
+}
+
+// fail maps err. conflict is the user-safe message for a uniqueness
+// violation and notFound the one for a missing row or reference; empty
+// strings keep the defaults. Once the transaction's context is done every
+// failure is Unavailable, whatever form it took.
+func (t *tx) fail(op string, err error, conflict, notFound string) error {
+	var se *signet.Error
+	if errors.As(err, &se) {
+		return err
+	}
+	err = withContext(t.ctx, err)
+	code, msg := classify(err)
+	switch {
+	case code == signet.Conflict && conflict != "":
+		msg = conflict
+	case code == signet.NotFound && notFound != "":
+		msg = notFound
+	}
+	return signet.E(op, code, msg, err)
+}
+
+func invalid(op, format string, args ...any) error {
+	return signet.E(op, signet.Invalid, fmt.Sprintf(format, args...), nil)
+}
+
+func notFound(op, format string, args ...any) error {
+	return signet.E(op, signet.NotFound, fmt.Sprintf(format, args...), nil)
+}
+
+// checkText returns Invalid unless every value PostgreSQL is to store as
+// text can be stored. pairs alternates what each value is and the value.
+func checkText(op string, pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if !storable(pairs[i+1]) {
+			return invalid(op, "%s must be UTF-8 without NUL characters", pairs[i])
+		}
+	}
+	return nil
+}
+
+// stamp returns t at the stored precision, or the current time if t is zero.
+func (t *tx) stamp(v time.Time) time.Time {
+	if v.IsZero() {
+		return t.db.now()
+	}
+	return normalize(v)
+}
+
+func normalize(v time.Time) time.Time { return v.UTC().Truncate(time.Microsecond) }
+
+// optTime encodes an optional instant: nil or zero is NULL.
+func optTime(v *time.Time) (*time.Time, *time.Time) {
+	if v == nil || v.IsZero() {
+		return nil, nil
+	}
+	n := normalize(*v)
+	return &n, &n
+}
+
+func fromOptTime(v *time.Time) *time.Time {
+	if v == nil {
+		return nil
+	}
+	u := v.UTC()
+	return &u
+}
+
+func seconds(d time.Duration) int64 { return int64(d / time.Second) }
+
+type scanner interface{ Scan(dest ...any) error }
+
+func collect[T any](rows pgx.Rows, err error, scan func(scanner) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func (t *tx) teamID(op, name string) (int64, error) {
+	if !storable(name) {
+		return 0, notFound(op, "team %q not found", name)
+	}
+	var id int64
+	err := t.queryRow("SELECT id FROM teams WHERE name = $1", name).Scan(&id)
+	if err != nil {
+		return 0, t.fail(op, err, "", fmt.Sprintf("team %q not found", name))
+	}
+	return id, nil
+}
+
+func (t *tx) userID(op, name string) (int64, error) {
+	if !storable(name) {
+		return 0, notFound(op, "user %q not found", name)
+	}
+	var id int64
+	err := t.queryRow("SELECT id FROM users WHERE name = $1", name).Scan(&id)
+	if err != nil {
+		return 0, t.fail(op, err, "", fmt.Sprintf("user %q not found", name))
+	}
+	return id, nil
+}
+
+// Teams
+
+const teamColumns = "id, name, download_max_expiry, upload_max_expiry, created_at"
+
+func scanTeam(s scanner) (*signet.Team, error) {
+	var tm signet.Team
+	var dl, ul int64
+	if err := s.Scan(&tm.ID, &tm.Name, &dl, &ul, &tm.CreatedAt); err != nil {
+		return nil, err
+	}
+	tm.DownloadMaxExpiry = time.Duration(dl) * time.Second
+	tm.UploadMaxExpiry = time.Duration(ul) * time.Second
+	tm.CreatedAt = tm.CreatedAt.UTC()
+	return &tm, nil
+}
+
+func validCaps(op string, tm *signet.Team) error {
+	if tm.DownloadMaxExpiry < 0 || tm.UploadMaxExpiry < 0 {
+		return invalid(op, "expiry limits must not be negative")
+	}
+	return nil
+}
+
+// CreateTeam inserts tm, setting its ID, and its CreatedAt when zero. The
+// expiry caps are stored in whole seconds. Conflict if the name is taken;
+// Invalid if it is empty or not UTF-8.
+func (t *tx) CreateTeam(tm *signet.Team) error {
+	const op = "postgres.CreateTeam"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if tm == nil || tm.Name == "" {
+		return invalid(op, "team name is required")
+	}
+	if err := checkText(op, "team name", tm.Name); err != nil {
+		return err
+	}
+	if err := validCaps(op, tm); err != nil {
+		return err
+	}
+	created := t.stamp(tm.CreatedAt)
+	var id int64
+	err := t.queryRow(`INSERT INTO teams (name, download_max_expiry, upload_max_expiry, created_at)
+		VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING id`,
+		tm.Name, seconds(tm.DownloadMaxExpiry), seconds(tm.UploadMaxExpiry), created).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return signet.E(op, signet.Conflict, fmt.Sprintf("team %q already exists", tm.Name), nil)
+	}
+	if err != nil {
+		return t.fail(op, err, "", "")
+	}
+	tm.ID, tm.CreatedAt = id, created
+	tm.DownloadMaxExpiry = tm.DownloadMaxExpiry.Truncate(time.Second)
+	tm.UploadMaxExpiry = tm.UploadMaxExpiry.Truncate(time.Second)
+	return nil
+}
+
+// Team returns the team by name. NotFound.
+func (t *tx) Team(name string) (*signet.Team, error) {
+	const op = "postgres.Team"
+	if !storable(name) {
+		return nil, notFound(op, "team %q not found", name)
+	}
+	tm, err := scanTeam(t.queryRow("SELECT "+teamColumns+" FROM teams WHERE name = $1", name))
+	if err != nil {
+		return nil, t.fail(op, err, "", fmt.Sprintf("team %q not found", name))
+	}
+	return tm, nil
+}
+
+// Teams lists teams ordered by name.
+func (t *tx) Teams() ([]*signet.Team, error) {
+	rows, err := t.query("SELECT " + teamColumns + " FROM teams ORDER BY name")
+	ts, err := collect(rows, err, scanTeam)
+	if err != nil {
+		return nil, t.fail("postgres.Teams", err, "", "")
+	}
+	return ts, nil
+}
+
+// UpdateTeam stores tm's expiry caps, found by name, and sets tm's ID and
+// CreatedAt from the stored team. NotFound.
+func (t *tx) UpdateTeam(tm *signet.Team) error {
+	const op = "postgres.UpdateTeam"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if tm == nil {
+		return invalid(op, "team is required")
+	}
+	if err := validCaps(op, tm); err != nil {
+		return err
+	}
+	if !storable(tm.Name) {
+		return notFound(op, "team %q not found", tm.Name)
+	}
+	var created time.Time
+	err := t.queryRow(`UPDATE teams SET download_max_expiry = $1, upload_max_expiry = $2
+		WHERE name = $3 RETURNING id, created_at`,
+		seconds(tm.DownloadMaxExpiry), seconds(tm.UploadMaxExpiry), tm.Name).Scan(&tm.ID, &created)
+	if err != nil {
+		return t.fail(op, err, "", fmt.Sprintf("team %q not found", tm.Name))
+	}
+	tm.CreatedAt = created.UTC()
+	tm.DownloadMaxExpiry = tm.DownloadMaxExpiry.Truncate(time.Second)
+	tm.UploadMaxExpiry = tm.UploadMaxExpiry.Truncate(time.Second)
+	return nil
+}
+
+// Users
+
+const userColumns = "id, name, service, admin, created_at"
+
+func scanUser(s scanner) (*signet.User, error) {
+	var u signet.User
+	if err := s.Scan(&u.ID, &u.Name, &u.Service, &u.Admin, &u.CreatedAt); err != nil {
+		return nil, err
+	}
+	u.CreatedAt = u.CreatedAt.UTC()
+	return &u, nil
+}
+
+// CreateUser inserts u, setting its ID, and its CreatedAt when zero.
+// Conflict if the name is taken; Invalid if it is empty or not UTF-8.
+func (t *tx) CreateUser(u *signet.User) error {
+	const op = "postgres.CreateUser"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if u == nil || u.Name == "" {
+		return invalid(op, "user name is required")
+	}
+	if err := checkText(op, "user name", u.Name); err != nil {
+		return err
+	}
+	created := t.stamp(u.CreatedAt)
+	var id int64
+	err := t.queryRow(`INSERT INTO users (name, service, admin, created_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT DO NOTHING RETURNING id`, u.Name, u.Service, u.Admin, created).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return signet.E(op, signet.Conflict, fmt.Sprintf("user %q already exists", u.Name), nil)
+	}
+	if err != nil {
+		return t.fail(op, err, "", "")
+	}
+	u.ID, u.CreatedAt = id, created
+	return nil
+}
+
+// User returns the user by name. NotFound.
+func (t *tx) User(name string) (*signet.User, error) {
+	const op = "postgres.User"
+	if !storable(name) {
+		return nil, notFound(op, "user %q not found", name)
+	}
+	u, err := scanUser(t.queryRow("SELECT "+userColumns+" FROM users WHERE name = $1", name))
+	if err != nil {
+		return nil, t.fail(op, err, "", fmt.Sprintf("user %q not found", name))
+	}
+	return u, nil
+}
+
+// Users lists users ordered by name.
+func (t *tx) Users() ([]*signet.User, error) {
+	rows, err := t.query("SELECT " + userColumns + " FROM users ORDER BY name")
+	us, err := collect(rows, err, scanUser)
+	if err != nil {
+		return nil, t.fail("postgres.Users", err, "", "")
+	}
+	return us, nil
+}
+
+// Members
+
+const memberQuery = `SELECT t.name, u.name, m.role, m.created_at
+	FROM members m JOIN teams t ON t.id = m.team_id JOIN users u ON u.id = m.user_id`
+
+func scanMember(s scanner) (*signet.Member, error) {
+	var m signet.Member
+	if err := s.Scan(&m.Team, &m.User, &m.Role, &m.CreatedAt); err != nil {
+		return nil, err
+	}
+	m.CreatedAt = m.CreatedAt.UTC()
+	return &m, nil
+}
+
+// SetMember adds the user to the team, or changes the role of an existing
+// member, and sets m.CreatedAt to when the membership began. NotFound if
+// the team or user does not exist; Invalid for an unknown role.
+func (t *tx) SetMember(m *signet.Member) error {
+	const op = "postgres.SetMember"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if m == nil {
+		return invalid(op, "member is required")
+	}
+	if !m.Role.Valid() {
+		return invalid(op, "invalid role %q", m.Role)
+	}
+	teamID, err := t.teamID(op, m.Team)
+	if err != nil {
+		return err
+	}
+	userID, err := t.userID(op, m.User)
+	if err != nil {
+		return err
+	}
+	var created time.Time
+	err = t.queryRow(`INSERT INTO members (team_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (team_id, user_id) DO UPDATE SET role = excluded.role
+		RETURNING created_at`, teamID, userID, string(m.Role), t.stamp(m.CreatedAt)).Scan(&created)
+	if err != nil {
+		return t.fail(op, err, "", "")
+	}
+	m.CreatedAt = created.UTC()
+	return nil
+}
+
+// RemoveMember removes a membership. NotFound if the team or user does not
+// exist or the user is not a member.
+func (t *tx) RemoveMember(team, user string) error {
+	const op = "postgres.RemoveMember"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	teamID, err := t.teamID(op, team)
+	if err != nil {
+		return err
+	}
+	userID, err := t.userID(op, user)
+	if err != nil {
+		return err
+	}
+	tag, err := t.exec("DELETE FROM members WHERE team_id = $1 AND user_id = $2", teamID, userID)
+	if err != nil {
+		return t.fail(op, err, "", "")
+	}
+	if tag.RowsAffected() == 0 {
+		return notFound(op, "user %q is not a member of team %q", user, team)
+	}
+	return nil
+}
+
+// Members lists the team's members ordered by user name. NotFound if the
+// team does not exist.
+func (t *tx) Members(team string) ([]*signet.Member, error) {
+	const op = "postgres.Members"
+	teamID, err := t.teamID(op, team)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := t.query(memberQuery+" WHERE m.team_id = $1 ORDER BY u.name", teamID)
+	ms, err := collect(rows, err, scanMember)
+	if err != nil {
+		return nil, t.fail(op, err, "", "")
+	}
+	return ms, nil
+}
+
+// Memberships lists the user's memberships ordered by team name. NotFound
+// if the user does not exist.
+func (t *tx) Memberships(user string) ([]*signet.Member, error) {
+	const op = "postgres.Memberships"
+	userID, err := t.userID(op, user)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := t.query(memberQuery+" WHERE m.user_id = $1 ORDER BY t.name", userID)
+	ms, err := collect(rows, err, scanMember)
+	if err != nil {
+		return nil, t.fail(op, err, "", "")
+	}
+	return ms, nil
+}
+
+// API keys
+
+const keyQuery = `SELECT k.id, u.name, k.hash, k.created_at, k.last_used_at, k.revoked_at
+	FROM api_keys k JOIN users u ON u.id = k.user_id`
+
+func scanKey(s scanner) (*signet.APIKey, error) {
+	var k signet.APIKey
+	var used, revoked *time.Time
+	if err := s.Scan(&k.ID, &k.User, &k.Hash, &k.CreatedAt, &used, &revoked); err != nil {
+		return nil, err
+	}
+	k.CreatedAt = k.CreatedAt.UTC()
+	k.LastUsedAt = fromOptTime(used)
+	k.RevokedAt = fromOptTime(revoked)
+	return &k, nil
+}
+
+// CreateAPIKey inserts k, setting its CreatedAt when zero. NotFound if the
+// user does not exist; Conflict if the id is taken; Invalid if the id or
+// hash is missing or the id is not UTF-8.
+func (t *tx) CreateAPIKey(k *signet.APIKey) error {
+	const op = "postgres.CreateAPIKey"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if k == nil || k.ID == "" {
+		return invalid(op, "API key id is required")
+	}
+	if len(k.Hash) == 0 {
+		return invalid(op, "API key hash is required")
+	}
+	if err := checkText(op, "API key id", k.ID); err != nil {
+		return err
+	}
+	userID, err := t.userID(op, k.User)
+	if err != nil {
+		return err
+	}
+	created := t.stamp(k.CreatedAt)
+	used, usedAt := optTime(k.LastUsedAt)
+	revoked, revokedAt := optTime(k.RevokedAt)
+	tag, err := t.exec(`INSERT INTO api_keys (id, user_id, hash, created_at, last_used_at, revoked_at)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, k.ID, userID, k.Hash, created, used, revoked)
+	if err != nil {
+		return t.fail(op, err, "", "")
+	}
+	if tag.RowsAffected() == 0 {
+		return signet.E(op, signet.Conflict, fmt.Sprintf("API key %q already exists", k.ID), nil)
+	}
+	k.CreatedAt, k.LastUsedAt, k.RevokedAt = created, usedAt, revokedAt
+	return nil
+}
+
+// APIKey returns the key by id, revoked or not. NotFound.
+func (t *tx) APIKey(id string) (*signet.APIKey, error) {
+	const op = "postgres.APIKey"
+	if !storable(id) {
+		return nil, notFound(op, "API key %q not found", id)
+	}
+	k, err := scanKey(t.queryRow(keyQuery+" WHERE k.id = $1", id))
+	if err != nil {
+		return nil, t.fail(op, err, "", fmt.Sprintf("API key %q not found", id))
+	}
+	return k, nil
+}
+
+// APIKeys lists keys, of one user when user is not empty, ordered by
+// creation time, then id. NotFound if the user does not exist.
+func (t *tx) APIKeys(user string) ([]*signet.APIKey, error) {
+	const op = "postgres.APIKeys"
+	var rows pgx.Rows
+	var err error
+	if user == "" {
+		rows, err = t.query(keyQuery + " ORDER BY k.created_at, k.id")
+	} else {
+		var userID int64
+		if userID, err = t.userID(op, user); err != nil {
+			return nil, err
+		}
+		rows, err = t.query(keyQuery+" WHERE k.user_id = $1 ORDER BY k.created_at, k.id", userID)
+	}
+	ks, err := collect(rows, err, scanKey)
+	if err != nil {
+		return nil, t.fail(op, err, "", "")
+	}
+	return ks, nil
+}
+
+// RevokeAPIKey marks a key revoked at at (now when zero). NotFound;
+// Conflict if already revoked.
+func (t *tx) RevokeAPIKey(id string, at time.Time) error {
+	const op = "postgres.RevokeAPIKey"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if !storable(id) {
+		return notFound(op, "API key %q not found", id)
+	}
+	tag, err := t.exec("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL", t.stamp(at), id)
+	if err != nil {
+		return t.fail(op, err, "", "")
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var one int
+	if err := t.queryRow("SELECT 1 FROM api_keys WHERE id = $1", id).Scan(&one); err != nil {
+		return t.fail(op, err, "", fmt.Sprintf("API key %q not found", id))
+	}
+	return signet.E(op, signet.Conflict, fmt.Sprintf("API key %q is already revoked", id), nil)
+}
+
+// TouchAPIKey records that the key was used at at (now when zero). An
+// earlier time than the one recorded is ignored. NotFound.
+func (t *tx) TouchAPIKey(id string, at time.Time) error {
+	const op = "postgres.TouchAPIKey"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if !storable(id) {
+		return notFound(op, "API key %q not found", id)
+	}
+	tag, err := t.exec(`UPDATE api_keys SET last_used_at = greatest(last_used_at, $1::timestamptz)
+		WHERE id = $2`, t.stamp(at), id)
+	if err != nil {
+		return t.fail(op, err, "", "")
+	}
+	if tag.RowsAffected() == 0 {
+		return notFound(op, "API key %q not found", id)
+	}
+	return nil
+}
+
+// Connectors
+
+const connectorQuery = `SELECT t.name, c.backend, c.bucket, c.prefix, c.region, c.endpoint,
+	c.credentials_ref, c.options, c.updated_at
+	FROM connectors c JOIN teams t ON t.id = c.team_id`
+
+func scanConnector(s scanner) (*signet.Connector, error) {
+	var c signet.Connector
+	var opts string
+	if err := s.Scan(&c.Team, &c.Backend, &c.Bucket, &c.Prefix, &c.Region, &c.Endpoint,
+		&c.CredentialsRef, &opts, &c.UpdatedAt); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(opts), &c.Options); err != nil {
+		return nil, fmt.Errorf("connector options of team %q: %w", c.Team, err)
+	}
+	if len(c.Options) == 0 {
+		c.Options = nil
+	}
+	c.UpdatedAt = c.UpdatedAt.UTC()
+	return &c, nil
+}
+
+// SetConnector creates or replaces the team's connector, setting UpdatedAt
+// when zero. NotFound if the team does not exist; Conflict if its location
+// overlaps another team's connector (see signet.Connector.Overlaps);
+// Invalid if the backend or bucket is missing or a field is not UTF-8.
+//
+// Connector changes take a transaction-scoped advisory lock before reading
+// the other connectors, so two replicas cannot both find a location free
+// and both take it: the second waits for the first to commit and then,
+// each READ COMMITTED statement seeing what has committed before it
+// starts, finds the first's connector.
+func (t *tx) SetConnector(c *signet.Connector) error {
+	const op = "postgres.SetConnector"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if c == nil || c.Backend == "" || c.Bucket == "" {
+		return invalid(op, "connector backend and bucket are required")
+	}
+	if err := checkText(op, "backend", c.Backend, "bucket", c.Bucket, "prefix", c.Prefix, "region", c.Region,
+		"endpoint", c.Endpoint, "credentials reference", c.CredentialsRef); err != nil {
+		return err
+	}
+	teamID, err := t.teamID(op, c.Team)
+	if err != nil {
+		return err
+	}
+	if _, err := t.exec("SELECT pg_advisory_xact_lock($1)", lockConnectors); err != nil {
+		return t.fail(op, err, "", "")
+	}
+	rows, err := t.query(connectorQuery+" WHERE c.team_id <> $1", teamID)
+	others, err := collect(rows, err, scanConnector)
+	if err != nil {
+		return t.fail(op, err, "", "")
+	}
+	for _, o := range others {
+		if c.Overlaps(o) {
+			// The other team is not named: its existence and layout are
+			// not the caller's business.
+			return signet.E(op, signet.Conflict, fmt.Sprintf(
+				"bucket %q prefix %q overlaps another team's storage", c.Bucket, c.Prefix), nil)
+		}
+	}
+	opts := []byte("{}")
+	if len(c.Options) > 0 {
+		// encoding/json escapes NUL and replaces invalid UTF-8, so the
+		// result is always storable.
+		if opts, err = json.Marshal(c.Options); err != nil {
+			return t.fail(op, err, "", "")
+		}
+	}
+	updated := t.stamp(c.UpdatedAt)
+	_, err = t.exec(`INSERT INTO connectors (team_id, backend, bucket, prefix, region, endpoint,
+			credentials_ref, options, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (team_id) DO UPDATE SET backend = excluded.backend, bucket = excluded.bucket,
+			prefix = excluded.prefix, region = excluded.region, endpoint = excluded.endpoint,
+			credentials_ref = excluded.credentials_ref, options = excluded.options,
+			updated_at = excluded.updated_at`,
+		teamID, c.Backend, c.Bucket, c.Prefix, c.Region, c.Endpoint, c.CredentialsRef, string(opts), updated)
+	if err != nil {
+		return t.fail(op, err, "", "")
+	}
+	c.UpdatedAt = updated
+	return nil
+}
+
+// Connector returns the team's connector. NotFound if the team does not
+// exist or has no connector.
+func (t *tx) Connector(team string) (*signet.Connector, error) {
+	const op = "postgres.Connector"
+	if !storable(team) {
+		return nil, notFound(op, "team %q not found", team)
+	}
+	c, err := scanConnector(t.queryRow(connectorQuery+" WHERE t.name = $1", team))
+	if errors.Is(err, pgx.ErrNoRows) {
+		if _, err := t.teamID(op, team); err != nil {
+			return nil, err
+		}
+		return nil, signet.E(op, signet.NotFound, fmt.Sprintf("team %q has no storage connector", team), err)
+	}
+	if err != nil {
+		return nil, t.fail(op, err, "", "")
+	}
+	return c, nil
+}
+
+// Connectors lists all connectors ordered by team.
+func (t *tx) Connectors() ([]*signet.Connector, error) {
+	rows, err := t.query(connectorQuery + " ORDER BY t.name")
+	cs, err := collect(rows, err, scanConnector)
+	if err != nil {
+		return nil, t.fail("postgres.Connectors", err, "", "")
+	}
+	return cs, nil
+}
+
+// Uploads
+
+const uploadQuery = `SELECT u.id, t.name, u.object_key, u.size, u.part_size, u.part_count,
+	u.content_type, u.sha256, u.backend, u.bucket, u.store_key, u.store_upload_id, u.state,
+	u.created_by, u.created_at, u.expires_at
+	FROM uploads u JOIN teams t ON t.id = u.team_id`
+
+func scanUpload(s scanner) (*signet.Upload, error) {
+	var u signet.Upload
+	if err := s.Scan(&u.ID, &u.Team, &u.Key, &u.Size, &u.PartSize, &u.PartCount,
+		&u.ContentType, &u.SHA256, &u.Backend, &u.Bucket, &u.StoreKey, &u.StoreUploadID, &u.State,
+		&u.CreatedBy, &u.CreatedAt, &u.ExpiresAt); err != nil {
+		return nil, err
+	}
+	u.CreatedAt, u.ExpiresAt = u.CreatedAt.UTC(), u.ExpiresAt.UTC()
+	return &u, nil
+}
+
+func validUploadState(s string) bool {
+	return s == signet.UploadActive || s == signet.UploadCompleted || s == signet.UploadAborted
+}
+
+// CreateUpload inserts u, setting CreatedAt when zero and State to active
+// when empty. NotFound if the team does not exist; Conflict if the id is
+// taken, by any team; Invalid for an unknown state or a field that is not
+// UTF-8.
+func (t *tx) CreateUpload(u *signet.Upload) error {
+	const op = "postgres.CreateUpload"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if u == nil || u.ID == "" {
+		return invalid(op, "upload id is required")
+	}
+	state := u.State
+	if state == "" {
+		state = signet.UploadActive
+	}
+	if !validUploadState(state) {
+		return invalid(op, "invalid upload state %q", state)
+	}
+	if err := checkText(op, "upload id", u.ID, "key", u.Key, "content type", u.ContentType, "SHA-256", u.SHA256,
+		"backend", u.Backend, "bucket", u.Bucket, "store key", u.StoreKey, "store upload id", u.StoreUploadID,
+		"creator", u.CreatedBy); err != nil {
+		return err
+	}
+	teamID, err := t.teamID(op, u.Team)
+	if err != nil {
+		return err
+	}
+	created, expires := t.stamp(u.CreatedAt), normalize(u.ExpiresAt)
+	tag, err := t.exec(`INSERT INTO uploads (id, team_id, object_key, size, part_size, part_count,
+			content_type, sha256, backend, bucket, store_key, store_upload_id, state,
+			created_by, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+		ON CONFLICT DO NOTHING`,
+		u.ID, teamID, u.Key, u.Size, u.PartSize, u.PartCount,
+		u.ContentType, u.SHA256, u.Backend, u.Bucket, u.StoreKey, u.StoreUploadID, state,
+		u.CreatedBy, created, expires)
+	if err != nil {
+		return t.fail(op, err, "", "")
+	}
+	if tag.RowsAffected() == 0 {
+		return signet.E(op, signet.Conflict, fmt.Sprintf("upload %q already exists", u.ID), nil)
+	}
+	u.State, u.CreatedAt, u.ExpiresAt = state, created, expires
+	return nil
+}
+
+// Upload returns the team's upload by id. NotFound, also when the upload
+// belongs to another team.
+func (t *tx) Upload(team, id string) (*signet.Upload, error) {
+	const op = "postgres.Upload"
+	if !storable(team) || !storable(id) {
+		return nil, notFound(op, "upload %q not found", id)
+	}
+	u, err := scanUpload(t.queryRow(uploadQuery+" WHERE u.id = $1 AND t.name = $2", id, team))
+	if err != nil {
+		return nil, t.fail(op, err, "", fmt.Sprintf("upload %q not found", id))
+	}
+	return u, nil
+}
+
+// ExpiredUploads returns up to limit (100 when zero or less) active
+// uploads whose deadline is at or before now, earliest deadline first.
+func (t *tx) ExpiredUploads(now time.Time, limit int) ([]*signet.Upload, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := t.query(uploadQuery+" WHERE u.state = $1 AND u.expires_at <= $2 ORDER BY u.expires_at, u.id LIMIT $3",
+		signet.UploadActive, normalize(now), limit)
+	us, err := collect(rows, err, scanUpload)
+	if err != nil {
+		return nil, t.fail("postgres.ExpiredUploads", err, "", "")
+	}
+	return us, nil
+}
+
+// SetUploadState changes the state of the team's upload. NotFound, also
+// when the upload belongs to another team; Invalid for an unknown state.
+func (t *tx) SetUploadState(team, id, state string) error {
+	const op = "postgres.SetUploadState"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if !validUploadState(state) {
+		return invalid(op, "invalid upload state %q", state)
+	}
+	if !storable(team) || !storable(id) {
+		return notFound(op, "upload %q not found", id)
+	}
+	tag, err := t.exec(`UPDATE uploads SET state = $1
+		WHERE id = $2 AND team_id = (SELECT id FROM teams WHERE name = $3)`, state, id, team)
+	if err != nil {
+		return t.fail(op, err, "", "")
+	}
+	if tag.RowsAffected() == 0 {
+		return notFound(op, "upload %q not found", id)
+	}
+	return nil
+}
+
+// Audit
+
+// auditTextColumns are the text columns of audit_events, in the order
+// AppendAudit passes them.
+const auditTextColumns = `request_id, actor_user, actor_key, team, action, outcome, code, reason,
+	store, bucket, object_key, upload_id, grant_id, method, client_ip, user_agent, target`
+
+const numAuditText = 17
+
+// appendAudit reserves IDs for $1 events and inserts them, from one array
+// per column, in one statement and one round trip; it returns the last ID
+// reserved.
+//
+// The one row of audit_head holds the last ID handed out. Updating it takes
+// its row lock, which the transaction keeps until it commits or rolls back,
+// so appends run one at a time from here to their commit, across all
+// replicas, and:
+//
+//   - IDs follow commit order. PostgreSQL releases a transaction's locks
+//     only after its commit is visible to new snapshots, so by the time a
+//     transaction can reserve IDs above another's, the other's events are
+//     visible. A reader that sees event n sees every event below n, and
+//     paging with AfterID never skips an event that commits late. A
+//     sequence, whose values are handed out at insert time and not in
+//     commit order, cannot promise that: a transaction holding ID 7 may
+//     commit after a reader has seen ID 8 and moved its cursor past 7.
+//   - IDs have no gaps: a rolled-back append undoes its update.
+//   - Under READ COMMITTED, an update that waited for the lock acts on the
+//     row as the previous holder committed it.
+//
+// The price is that appends do not overlap from the update to the commit,
+// WAL flush included, so audited commits are bounded by one flush each
+// however many replicas write; signet appends last in its transactions to
+// keep that window short. The counter row was preferred to an advisory
+// lock plus a sequence because it gives gap-free IDs, as SQLite's
+// AUTOINCREMENT does, and does not depend on the sequence's CACHE setting.
+const appendAudit = `WITH head AS (
+		UPDATE audit_head SET last_id = last_id + $1 RETURNING last_id
+	), appended AS (
+		INSERT INTO audit_events (id, occurred_at, expires_at, ` + auditTextColumns + `)
+		SELECT head.last_id - $1 + e.ord, e.occurred_at, e.expires_at, ` + auditTextColumns + `
+		FROM head, unnest($2::timestamptz[], $3::timestamptz[],
+			$4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+			$12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
+			$19::text[], $20::text[])
+			WITH ORDINALITY AS e(occurred_at, expires_at, ` + auditTextColumns + `, ord)
+	)
+	SELECT last_id FROM head`
+
+const auditQuery = `SELECT id, occurred_at, expires_at, ` + auditTextColumns + ` FROM audit_events`
+
+// auditFields returns pointers to e's text fields in the order of
+// auditTextColumns, with code standing in for e.Code.
+func auditFields(e *signet.AuditEvent, code *string) [numAuditText]*string {
+	return [numAuditText]*string{&e.RequestID, &e.ActorUser, &e.ActorKey, &e.Team, &e.Action, &e.Outcome,
+		code, &e.Reason, &e.Store, &e.Bucket, &e.ObjectKey, &e.UploadID, &e.GrantID, &e.Method,
+		&e.ClientIP, &e.UserAgent, &e.Target}
+}
+
+func scanAudit(s scanner) (*signet.AuditEvent, error) {
+	var e signet.AuditEvent
+	var expires *time.Time
+	var text [numAuditText]string
+	dest := []any{&e.ID, &e.Time, &expires}
+	for i := range text {
+		dest = append(dest, &text[i])
+	}
+	if err := s.Scan(dest...); err != nil {
+		return nil, err
+	}
+	var code string
+	for i, f := range auditFields(&e, &code) {
+		*f = unescapeText(text[i])
+	}
+	e.Code = signet.Code(code)
+	e.Time = e.Time.UTC()
+	if expires != nil {
+		e.ExpiresAt = expires.UTC()
+	}
+	return &e, nil
+}
+
+// AppendAudit appends events to the audit log in order, setting their IDs,
+// and their Time when zero. Invalid if an event is nil or lacks an Action
+// or Outcome; then none is appended. Every string is kept byte for byte,
+// including NUL and invalid UTF-8 (see escapeText). See appendAudit for how
+// IDs are assigned in commit order.
+func (t *tx) AppendAudit(events ...*signet.AuditEvent) error {
+	const op = "postgres.AppendAudit"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	for _, e := range events {
+		if e == nil || e.Action == "" || e.Outcome == "" {
+			return invalid(op, "audit event needs an action and an outcome")
+		}
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	n := int64(len(events))
+	at := make([]time.Time, n)
+	expires := make([]pgtype.Timestamptz, n)
+	var text [numAuditText][]string
+	for c := range text {
+		text[c] = make([]string, n)
+	}
+	for i, e := range events {
+		at[i] = t.stamp(e.Time)
+		if !e.ExpiresAt.IsZero() {
+			expires[i] = pgtype.Timestamptz{Time: normalize(e.ExpiresAt), Valid: true}
+		}
+		code := string(e.Code)
+		for c, f := range auditFields(e, &code) {
+			text[c][i] = escapeText(*f)
+		}
+	}
+	args := []any{n, at, expires}
+	for c := range text {
+		args = append(args, text[c])
+	}
+	var last int64
+	if err := t.queryRow(appendAudit, args...).Scan(&last); err != nil {
+		return t.fail(op, err, "", "")
+	}
+	for i, e := range events {
+		e.ID, e.Time = last-n+1+int64(i), at[i]
+		if expires[i].Valid {
+			e.ExpiresAt = expires[i].Time
+		}
+	}
+	return nil
+}
+
+// Audit returns at most f.Limit events matching f (100 when zero or less,
+// never more than 1000), in ascending ID order.
+func (t *tx) Audit(f signet.AuditFilter) ([]*signet.AuditEvent, error) {
+	const op = "postgres.Audit"
+	if f.Teams != nil && len(f.Teams) == 0 {
+		return nil, nil
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultAuditLimit
+	}
+	limit = min(limit, maxAuditLimit)
+	var b strings.Builder
+	b.WriteString(auditQuery + " WHERE id > $1")
+	args := []any{f.AfterID}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Team != "" {
+		b.WriteString(" AND team = " + arg(escapeText(f.Team)))
+	}
+	if f.Teams != nil {
+		teams := make([]string, len(f.Teams))
+		for i, team := range f.Teams {
+			teams[i] = escapeText(team)
+		}
+		b.WriteString(" AND team = ANY(" + arg(teams) + "::text[])")
+	}
+	if f.Actor != "" {
+		b.WriteString(" AND actor_user = " + arg(escapeText(f.Actor)))
+	}
+	b.WriteString(" ORDER BY id LIMIT " + arg(limit))
+	rows, err := t.query(b.String(), args...)
+	evs, err := collect(rows, err, scanAudit)
+	if err != nil {
+		return nil, t.fail(op, err, "", "")
+	}
+	return evs, nil
+}
+
+// Settings
+
+// Setting returns an instance setting. NotFound.
+func (t *tx) Setting(name string) (string, error) {
+	const op = "postgres.Setting"
+	if !storable(name) {
+		return "", notFound(op, "setting %q not found", name)
+	}
+	var v string
+	if err := t.queryRow("SELECT value FROM settings WHERE name = $1", name).Scan(&v); err != nil {
+		return "", t.fail(op, err, "", fmt.Sprintf("setting %q not found", name))
+	}
+	return v, nil
+}
+
+// SetSetting stores an instance setting. Invalid if the name is empty or
+// the name or value is not UTF-8.
+func (t *tx) SetSetting(name, value string) error {
+	const op = "postgres.SetSetting"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if name == "" {
+		return invalid(op, "setting name is required")
+	}
+	if err := checkText(op, "setting name", name, "setting value", value); err != nil {
+		return err
+	}
+	_, err := t.exec(`INSERT INTO settings (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
+	if err != nil {
+		return t.fail(op, err, "", "")
+	}
+	return nil
+}
+
+// Credentials
+
+// PutCredential stores c, replacing a credential with the same Ref.
+// NotFound if the team does not exist; Invalid if the reference or sealed
+// value is missing or the reference is not UTF-8.
+func (t *tx) PutCredential(c *signet.Credential) error {
+	const op = "postgres.PutCredential"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if c == nil || c.Ref == "" || len(c.Sealed) == 0 {
+		return invalid(op, "credential reference and sealed value are required")
+	}
+	if err := checkText(op, "credential reference", c.Ref); err != nil {
+		return err
+	}
+	teamID, err := t.teamID(op, c.Team)
+	if err != nil {
+		return err
+	}
+	created := t.stamp(c.CreatedAt)
+	_, err = t.exec(`INSERT INTO credentials (ref, team_id, sealed, created_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (ref) DO UPDATE SET team_id = excluded.team_id, sealed = excluded.sealed,
+			created_at = excluded.created_at`, c.Ref, teamID, c.Sealed, created)
+	if err != nil {
+		return t.fail(op, err, "", "")
+	}
+	c.CreatedAt = created
+	return nil
+}
+
+// Credential returns the credential by reference. NotFound.
+func (t *tx) Credential(ref string) (*signet.Credential, error) {
+	const op = "postgres.Credential"
+	if !storable(ref) {
+		return nil, notFound(op, "credential %q not found", ref)
+	}
+	var c signet.Credential
+	err := t.queryRow(`SELECT c.ref, t.name, c.sealed, c.created_at FROM credentials c
+		JOIN teams t ON t.id = c.team_id WHERE c.ref = $1`, ref).Scan(&c.Ref, &c.Team, &c.Sealed, &c.CreatedAt)
+	if err != nil {
+		return nil, t.fail(op, err, "", fmt.Sprintf("credential %q not found", ref))
+	}
+	c.CreatedAt = c.CreatedAt.UTC()
+	return &c, nil
+}
