@@ -96,7 +96,8 @@ type Tx interface {
 	// ExpiredUploads returns up to limit active uploads whose deadline is
 	// at or before now, earliest deadline first.
 	ExpiredUploads(now time.Time, limit int) ([]*Upload, error)
-	// SetUploadState changes an upload's state. NotFound, also when the
+	// SetUploadState ends an active upload with state completed or
+	// aborted. Conflict when the upload has already ended. NotFound, also when the
 	// upload belongs to another team.
 	SetUploadState(team, id, state string) error
 

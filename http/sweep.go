@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/signetdev/signet"
@@ -34,7 +35,11 @@ func (s *Server) Sweep(ctx context.Context) (int, error) {
 			if retry[u.ID] {
 				continue
 			}
-			if err := s.expire(ctx, u); err != nil {
+			err := s.expire(ctx, u)
+			if errors.Is(err, errEnded) {
+				continue
+			}
+			if err != nil {
 				s.logger.WarnContext(ctx, "expiring upload session", "team", u.Team, "upload_id", u.ID, "err", err)
 				if retry == nil {
 					retry = map[string]bool{}
@@ -83,10 +88,19 @@ func (s *Server) expire(ctx context.Context, u *signet.Upload) error {
 	default:
 		return err
 	}
-	return s.commit(ctx, func(tx signet.Tx) error {
+	err = s.commit(ctx, func(tx signet.Tx) error {
 		return tx.SetUploadState(u.Team, u.ID, signet.UploadAborted)
 	}, ev)
+	if signet.ErrorCode(err) == signet.Conflict {
+		// Another replica's sweeper, or the client, ended it first; that
+		// one's record stands.
+		return errEnded
+	}
+	return err
 }
+
+// errEnded reports a session that ended while the sweeper looked at it.
+var errEnded = errors.New("upload already ended")
 
 // RunSweeper sweeps expired upload sessions every interval until ctx ends.
 func (s *Server) RunSweeper(ctx context.Context, interval time.Duration) {

@@ -812,12 +812,16 @@ func (t *tx) SetUploadState(team, id, state string) error {
 		return notFound(op, "upload %q not found", id)
 	}
 	tag, err := t.exec(`UPDATE uploads SET state = $1
-		WHERE id = $2 AND team_id = (SELECT id FROM teams WHERE name = $3)`, state, id, team)
+		WHERE id = $2 AND team_id = (SELECT id FROM teams WHERE name = $3) AND state = $4`,
+		state, id, team, signet.UploadActive)
 	if err != nil {
 		return t.fail(op, err, "", "")
 	}
 	if tag.RowsAffected() == 0 {
-		return notFound(op, "upload %q not found", id)
+		if _, err := t.Upload(team, id); err != nil {
+			return err
+		}
+		return signet.E(op, signet.Conflict, fmt.Sprintf("upload %q has already ended", id), nil)
 	}
 	return nil
 }

@@ -734,14 +734,18 @@ func (t *tx) SetUploadState(team, id, state string) error {
 		return invalid(op, "invalid upload state %q", state)
 	}
 	res, err := t.exec(`UPDATE uploads SET state = ?
-		WHERE id = ? AND team_id = (SELECT id FROM teams WHERE name = ?)`, state, id, team)
+		WHERE id = ? AND team_id = (SELECT id FROM teams WHERE name = ?) AND state = ?`,
+		state, id, team, signet.UploadActive)
 	if err != nil {
 		return t.fail(op, err, "", "")
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return t.fail(op, err, "", "")
 	} else if n == 0 {
-		return signet.E(op, signet.NotFound, fmt.Sprintf("upload %q not found", id), nil)
+		if _, err := t.Upload(team, id); err != nil {
+			return err
+		}
+		return signet.E(op, signet.Conflict, fmt.Sprintf("upload %q has already ended", id), nil)
 	}
 	return nil
 }

@@ -138,6 +138,7 @@ func Run(t *testing.T, open func(t *testing.T) signet.Store) {
 		}},
 		{"SetUploadState", []test{
 			{"OK", testSetUploadStateOK},
+			{"ErrConflict", testSetUploadStateErrConflict},
 			{"ErrNotFound", testSetUploadStateErrNotFound},
 		}},
 		{"AppendAudit", []test{
@@ -1085,21 +1086,38 @@ func testUploadOtherTeam(t *testing.T, s signet.Store) {
 func testSetUploadStateOK(t *testing.T, s signet.Store) {
 	mkTeam(t, s, "ml")
 	mustUpdate(t, s, func(tx signet.Tx) error {
-		if err := tx.CreateUpload(newUpload("ml", "u1")); err != nil {
-			return err
+		for _, id := range []string{"u1", "u2", "u3"} {
+			if err := tx.CreateUpload(newUpload("ml", id)); err != nil {
+				return err
+			}
 		}
-		return tx.CreateUpload(newUpload("ml", "u2"))
+		return nil
 	})
-	for _, state := range []string{signet.UploadCompleted, signet.UploadAborted} {
-		if err := update(t, s, func(tx signet.Tx) error { return tx.SetUploadState("ml", "u1", state) }); err != nil {
-			t.Errorf("SetUploadState(%s): %v", state, err)
+	for id, state := range map[string]string{"u1": signet.UploadCompleted, "u2": signet.UploadAborted} {
+		if err := update(t, s, func(tx signet.Tx) error { return tx.SetUploadState("ml", id, state) }); err != nil {
+			t.Errorf("SetUploadState(%s, %s): %v", id, state, err)
 		}
-		if u, err := readUpload(t, s, "ml", "u1"); err != nil || u.State != state {
-			t.Errorf("after SetUploadState(%s): %+v, %v", state, u, err)
+		if u, err := readUpload(t, s, "ml", id); err != nil || u.State != state {
+			t.Errorf("after SetUploadState(%s, %s): %+v, %v", id, state, u, err)
 		}
 	}
-	if u, err := readUpload(t, s, "ml", "u2"); err != nil || u.State != signet.UploadActive {
+	if u, err := readUpload(t, s, "ml", "u3"); err != nil || u.State != signet.UploadActive {
 		t.Errorf("other upload: %+v, %v; want active", u, err)
+	}
+}
+
+// A session ends once: completing or aborting one that already ended is a
+// Conflict, so two replicas (or a sweeper and a client) cannot both act.
+func testSetUploadStateErrConflict(t *testing.T, s signet.Store) {
+	mkTeam(t, s, "ml")
+	mustUpdate(t, s, func(tx signet.Tx) error { return tx.CreateUpload(newUpload("ml", "u1")) })
+	mustUpdate(t, s, func(tx signet.Tx) error { return tx.SetUploadState("ml", "u1", signet.UploadCompleted) })
+	for _, state := range []string{signet.UploadAborted, signet.UploadCompleted} {
+		err := update(t, s, func(tx signet.Tx) error { return tx.SetUploadState("ml", "u1", state) })
+		wantCode(t, "SetUploadState("+state+") of a completed upload", err, signet.Conflict)
+	}
+	if u, err := readUpload(t, s, "ml", "u1"); err != nil || u.State != signet.UploadCompleted {
+		t.Errorf("upload after refused changes: %+v, %v; want completed", u, err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/signetdev/signet/postgres"
 	"io"
 	"log/slog"
 	"strings"
@@ -16,7 +17,7 @@ import (
 )
 
 func newServeCmd(env *Env) *cobra.Command {
-	var configFile, addr, dataDir, publicURL string
+	var configFile, addr, dataDir, publicURL, dbURL string
 	var trustedProxies []string
 	var dev bool
 	cmd := &cobra.Command{
@@ -39,6 +40,9 @@ With --dev it also creates the team "default" on the built-in local store.`,
 			}
 			if f.Changed("data-dir") {
 				cfg.DataDir = dataDir
+			}
+			if f.Changed("db") {
+				cfg.DB = dbURL
 			}
 			if f.Changed("public-url") {
 				cfg.PublicURL = publicURL
@@ -68,9 +72,65 @@ With --dev it also creates the team "default" on the built-in local store.`,
 	f.StringVar(&configFile, "config", "", "YAML configuration file")
 	f.StringVar(&addr, "addr", DefaultConfig().Addr, "address to listen on")
 	f.StringVar(&dataDir, "data-dir", DefaultConfig().DataDir, "directory for the database, local blobs and keys")
+	f.StringVar(&dbURL, "db", "", "SQLite file (default <data-dir>/signet.db) or postgres://… URL shared by replicas")
 	f.StringVar(&publicURL, "public-url", "", "base URL that clients use to reach this server (default http://ADDR)")
 	f.StringArrayVar(&trustedProxies, "trusted-proxy", nil, "network (CIDR) of a reverse proxy whose X-Forwarded-For is believed; repeatable")
 	f.BoolVar(&dev, "dev", false, `create the team "default" on the built-in local store at first start`)
+	return cmd
+}
+
+func newMigrateCmd(env *Env) *cobra.Command {
+	var dbURL, configFile, appRole string
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Bring a database's schema to this version of signet",
+		Long: `Apply pending schema migrations. For PostgreSQL, run it once before starting
+replicas of a new version (serve refuses a schema behind or ahead of its own);
+with --app-role it also (re)grants the application role its privileges, with no
+UPDATE, DELETE or TRUNCATE on the audit log. SQLite files migrate on open.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := DefaultConfig()
+			if configFile != "" {
+				if err := ReadConfigFile(configFile, &cfg); err != nil {
+					return usageError{err}
+				}
+			}
+			if cmd.Flags().Changed("db") {
+				cfg.DB = dbURL
+			}
+			if !isPostgres(cfg.DB) {
+				if appRole != "" {
+					return usageError{fmt.Errorf("--app-role applies to PostgreSQL only")}
+				}
+				db, err := openStore(cmd.Context(), cfg, time.Now)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(env.Stdout, "SQLite database is at the current schema version")
+				return db.Close()
+			}
+			from, to, err := postgres.Migrate(cmd.Context(), cfg.DB)
+			if err != nil {
+				return err
+			}
+			if from == to {
+				fmt.Fprintf(env.Stdout, "schema already at version %d\n", to)
+			} else {
+				fmt.Fprintf(env.Stdout, "schema migrated from version %d to %d\n", from, to)
+			}
+			if appRole != "" {
+				if err := postgres.Harden(cmd.Context(), cfg.DB, appRole); err != nil {
+					return err
+				}
+				fmt.Fprintf(env.Stdout, "role %s may use signet's tables and only append to the audit log\n", appRole)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dbURL, "db", "", "database: postgres://… URL or SQLite file")
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML configuration file (its db key)")
+	cmd.Flags().StringVar(&appRole, "app-role", "", "PostgreSQL role that signet serve connects as, to grant least privileges")
 	return cmd
 }
 

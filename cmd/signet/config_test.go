@@ -64,8 +64,11 @@ func TestCLIErrors(t *testing.T) {
 	if r := c.as("").run("whoami"); r.code != 2 || !strings.Contains(r.stderr, "SIGNET_TOKEN") {
 		t.Errorf("no token: exit %d %q", r.code, r.stderr)
 	}
-	if r := c.run("connector", "set", "default", "--backend", "s3", "--bucket", "b"); r.code != 1 || !strings.Contains(r.stderr, "(unimplemented)") {
-		t.Errorf("s3 connector: exit %d %q", r.code, r.stderr)
+	if r := c.run("connector", "set", "default", "--backend", "ftp", "--bucket", "b"); r.code != 1 || !strings.Contains(r.stderr, "(invalid)") {
+		t.Errorf("unknown backend: exit %d %q", r.code, r.stderr)
+	}
+	if r := c.run("connector", "set", "default", "--backend", "s3", "--bucket", "b"); r.code != 1 || !strings.Contains(r.stderr, "(invalid)") {
+		t.Errorf("s3 bucket name too short: exit %d %q", r.code, r.stderr)
 	}
 	if r := c.run("presign", "get", "default", "x", "--expires-in", "2h"); r.code != 1 || !strings.Contains(r.stderr, "(invalid_expiry)") {
 		t.Errorf("expiry over cap: exit %d %q", r.code, r.stderr)

@@ -103,6 +103,7 @@ server's API: set SIGNET_ADDR (default http://127.0.0.1:8080) and SIGNET_TOKEN
 	root.PersistentFlags().BoolVar(&env.jsonOut, "json", false, "print JSON instead of a table")
 	root.AddCommand(
 		newServeCmd(env),
+		newMigrateCmd(env),
 		newWhoamiCmd(env),
 		newTeamCmd(env),
 		newUserCmd(env),

@@ -17,6 +17,7 @@ import (
 
 	"github.com/signetdev/signet"
 	sighttp "github.com/signetdev/signet/http"
+	"github.com/signetdev/signet/postgres"
 	"github.com/signetdev/signet/sqlite"
 	"github.com/signetdev/signet/storage/fileblob"
 )
@@ -36,7 +37,7 @@ type Main struct {
 	// Getenv reads the environment (SIGNET_SECRET_KEY); os.Getenv when nil.
 	Getenv func(string) string
 
-	DB     *sqlite.DB
+	DB     signet.Store
 	Blob   *fileblob.Store
 	Server *sighttp.Server
 	http   *http.Server
@@ -79,14 +80,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
-	dbPath := c.DB
-	if dbPath == "" {
-		dbPath = filepath.Join(c.DataDir, "signet.db")
+	if m.DB, err = openStore(ctx, c, m.Now); err != nil {
+		return err
 	}
-	if m.DB, err = sqlite.Open(ctx, dbPath); err != nil {
-		return fmt.Errorf("opening database %s: %w", dbPath, err)
-	}
-	m.DB.Now = m.Now
 
 	if m.ln, err = net.Listen("tcp", c.Addr); err != nil {
 		return fmt.Errorf("listening on %s: %w", c.Addr, err)
@@ -187,8 +183,13 @@ func Bootstrap(ctx context.Context, store signet.Store, dataDir string, dev bool
 		return "", err
 	}
 	token, id, hash := signet.NewAPIKeyToken()
+	// The token goes to a temporary file first, renamed into place only
+	// after the commit: a replica that loses a bootstrap race against
+	// another one sharing the data directory never touches the winner's
+	// file, and a crash in between leaves the token in the temporary file.
 	tokenPath := filepath.Join(dataDir, "admin-token")
-	if err := writeSecretFile(tokenPath, token+"\n"); err != nil {
+	tmp, err := writeTempSecret(tokenPath, token+"\n")
+	if err != nil {
 		return "", err
 	}
 	err = store.Update(ctx, func(tx signet.Tx) error {
@@ -221,11 +222,15 @@ func Bootstrap(ctx context.Context, store signet.Store, dataDir string, dev bool
 		return tx.SetSetting(setting, now.UTC().Format(time.RFC3339Nano))
 	})
 	if err != nil {
-		os.Remove(tokenPath)
-		if errors.Is(err, errAlreadyBootstrapped) {
+		os.Remove(tmp)
+		// Another replica bootstrapped the shared database first.
+		if errors.Is(err, errAlreadyBootstrapped) || signet.ErrorCode(err) == signet.Conflict {
 			return "", nil
 		}
 		return "", err
+	}
+	if err := os.Rename(tmp, tokenPath); err != nil {
+		return "", fmt.Errorf("saving the admin token (it is in %s): %w", tmp, err)
 	}
 	return token, nil
 }
@@ -234,27 +239,45 @@ var errAlreadyBootstrapped = errors.New("already bootstrapped")
 
 // writeSecretFile writes data to path with mode 0600, atomically.
 func writeSecretFile(path, data string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	tmp, err := writeTempSecret(path, data)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return err
+	}
+	return nil
+}
+
+// writeTempSecret writes data, fsynced and with mode 0600, to a new
+// temporary file beside path and returns its name.
+func writeTempSecret(path, data string) (string, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return "", err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return "", err
 	}
 	if _, err := tmp.WriteString(data); err != nil {
-		tmp.Close()
-		return err
+		return "", err
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+		return "", err
 	}
 	if err := tmp.Close(); err != nil {
-		return err
+		return "", err
 	}
-	return os.Rename(tmp.Name(), path)
+	ok = true
+	return tmp.Name(), nil
 }
 
 // clientIPResolver parses the trusted proxy networks. A network with host
@@ -272,4 +295,34 @@ func clientIPResolver(cidrs []string) (sighttp.ClientIPResolver, error) {
 		r.TrustedProxies = append(r.TrustedProxies, p)
 	}
 	return r, nil
+}
+
+// isPostgres reports whether a db setting names a PostgreSQL database.
+func isPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}
+
+// openStore opens the metadata store the config names: PostgreSQL for a
+// postgres:// URL (migrated only when empty; otherwise `signet migrate`
+// must bring it to this version first), else a SQLite file, by default
+// <data_dir>/signet.db.
+func openStore(ctx context.Context, c Config, now func() time.Time) (signet.Store, error) {
+	if isPostgres(c.DB) {
+		db, err := postgres.OpenOrInit(ctx, c.DB)
+		if err != nil {
+			return nil, fmt.Errorf("opening PostgreSQL: %w", err)
+		}
+		db.Now = now
+		return db, nil
+	}
+	path := c.DB
+	if path == "" {
+		path = filepath.Join(c.DataDir, "signet.db")
+	}
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("opening database %s: %w", path, err)
+	}
+	db.Now = now
+	return db, nil
 }
