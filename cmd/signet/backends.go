@@ -5,13 +5,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/storage/azureblob"
 	"github.com/signetdev/signet/storage/driver"
 	"github.com/signetdev/signet/storage/fileblob"
+	"github.com/signetdev/signet/storage/gcsblob"
 	"github.com/signetdev/signet/storage/s3blob"
 )
 
@@ -46,8 +50,10 @@ func (b *backends) Open(ctx context.Context, c *signet.Connector, secret map[str
 	switch c.Backend {
 	case signet.BackendS3:
 		be, err = openS3(ctx, c, secret)
-	case signet.BackendGCS, signet.BackendAzure:
-		return nil, signet.Errorf(signet.Unimplemented, "backend %q is not available in this build yet", c.Backend)
+	case signet.BackendAzure:
+		be, err = openAzure(ctx, c, secret)
+	case signet.BackendGCS:
+		be, err = openGCS(ctx, c, secret)
 	default:
 		return nil, signet.Errorf(signet.Invalid, "unknown backend %q (known: local, s3, gcs, azure)", c.Backend)
 	}
@@ -89,21 +95,61 @@ func cacheKey(c *signet.Connector, secret map[string]string) string {
 	return c.Team + "\x00" + hex.EncodeToString(h.Sum(nil))
 }
 
-// openS3 maps a connector and its stored credentials to an S3 driver.
-func openS3(ctx context.Context, c *signet.Connector, secret map[string]string) (driver.Backend, error) {
-	for k := range c.Options {
-		switch k {
-		case "path_style", "role_arn", "role_external_id", "kms_key_id", "sts_endpoint":
-		default:
-			return nil, signet.Errorf(signet.Invalid, "unknown s3 connector option %q (known: path_style, role_arn, role_external_id, kms_key_id, sts_endpoint)", k)
+// checkKeys refuses option or credential names a backend does not know, so
+// a typo is an error instead of a silently ignored setting.
+func checkKeys(backend, what string, m map[string]string, known ...string) error {
+	for k := range m {
+		if !slices.Contains(known, k) {
+			return signet.Errorf(signet.Invalid, "unknown %s %s %q (known: %s)", backend, what, k, strings.Join(known, ", "))
 		}
 	}
-	for k := range secret {
-		switch k {
-		case "access_key_id", "secret_access_key", "session_token":
-		default:
-			return nil, signet.Errorf(signet.Invalid, "unknown s3 credential %q (known: access_key_id, secret_access_key, session_token)", k)
-		}
+	return nil
+}
+
+// openAzure maps a connector to an Azure Blob driver: bucket is the
+// container, option account the storage account; credential account_key
+// signs service SAS, none signs user-delegation SAS with the server's Entra
+// ID identity.
+func openAzure(ctx context.Context, c *signet.Connector, secret map[string]string) (driver.Backend, error) {
+	if err := checkKeys("azure", "option", c.Options, "account"); err != nil {
+		return nil, err
+	}
+	if err := checkKeys("azure", "credential", secret, "account_key"); err != nil {
+		return nil, err
+	}
+	return azureblob.Open(ctx, azureblob.Config{
+		Account: c.Options["account"], Container: c.Bucket, Prefix: c.Prefix, Endpoint: c.Endpoint,
+		SharedKey: secret["account_key"],
+	})
+}
+
+// openGCS maps a connector to a Google Cloud Storage driver: credential
+// credentials_json (a service account key, RSA V4 signing) or
+// hmac_access_id with hmac_secret (HMAC V4 signing).
+func openGCS(ctx context.Context, c *signet.Connector, secret map[string]string) (driver.Backend, error) {
+	if err := checkKeys("gcs", "option", c.Options); err != nil {
+		return nil, err
+	}
+	if err := checkKeys("gcs", "credential", secret, "credentials_json", "hmac_access_id", "hmac_secret"); err != nil {
+		return nil, err
+	}
+	cfg := gcsblob.Config{
+		Bucket: c.Bucket, Prefix: c.Prefix, Endpoint: c.Endpoint,
+		HMACAccessID: secret["hmac_access_id"], HMACSecret: secret["hmac_secret"],
+	}
+	if j := secret["credentials_json"]; j != "" {
+		cfg.CredentialsJSON = []byte(j)
+	}
+	return gcsblob.Open(ctx, cfg)
+}
+
+// openS3 maps a connector and its stored credentials to an S3 driver.
+func openS3(ctx context.Context, c *signet.Connector, secret map[string]string) (driver.Backend, error) {
+	if err := checkKeys("s3", "option", c.Options, "path_style", "role_arn", "role_external_id", "kms_key_id", "sts_endpoint"); err != nil {
+		return nil, err
+	}
+	if err := checkKeys("s3", "credential", secret, "access_key_id", "secret_access_key", "session_token"); err != nil {
+		return nil, err
 	}
 	if (secret["access_key_id"] == "") != (secret["secret_access_key"] == "") && len(secret) > 0 {
 		return nil, signet.Errorf(signet.Invalid, "s3 credentials need both access_key_id and secret_access_key")

@@ -7,6 +7,7 @@ import (
 	"github.com/signetdev/signet/postgres"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -454,8 +455,8 @@ func printConnector(env *Env, c *signet.Connector) error {
 func newConnectorCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "connector", Short: "Map a team to its storage bucket"}
 	var req sighttp.ConnectorRequest
-	var accessKeyID, roleARN, kmsKeyID string
-	var pathStyle bool
+	var accessKeyID, roleARN, kmsKeyID, account, credentialsFile, hmacAccessID string
+	var pathStyle, sharedKey bool
 	set := &cobra.Command{
 		Use:   "set TEAM",
 		Short: "Set the team's storage connector (team admins)",
@@ -468,7 +469,13 @@ Backends:
          --access-key-id the secret is read from SIGNET_SECRET_ACCESS_KEY or,
          if that is unset, from the first line of stdin; it is never a flag.
          Without it the server signs with its own AWS credential chain, which
-         only instance admins may grant.`,
+         only instance admins may grant.
+  azure  Azure Blob: --account and --container. With --shared-key the
+         account key is read from SIGNET_ACCOUNT_KEY or stdin; without it the
+         server signs user-delegation SAS with its own Entra ID identity.
+  gcs    Google Cloud Storage: --bucket, and --credentials-file (service
+         account key) or --hmac-access-id (secret from SIGNET_HMAC_SECRET or
+         stdin).`,
 		Example: `  signet connector set ml --backend local --prefix runs/
   SIGNET_SECRET_ACCESS_KEY=... signet connector set ml --backend s3 --bucket ml-data \
       --region eu-west-1 --access-key-id AKIA...`,
@@ -486,6 +493,30 @@ Backends:
 			}
 			if len(opts) > 0 {
 				req.Options = opts
+			}
+			if account != "" {
+				opts["account"] = account
+				req.Options = opts
+			}
+			switch {
+			case sharedKey:
+				key, err := env.readSecret("SIGNET_ACCOUNT_KEY", "account key")
+				if err != nil {
+					return err
+				}
+				req.Credentials = map[string]string{"account_key": key}
+			case credentialsFile != "":
+				b, err := os.ReadFile(credentialsFile)
+				if err != nil {
+					return usageError{fmt.Errorf("reading --credentials-file: %w", err)}
+				}
+				req.Credentials = map[string]string{"credentials_json": string(b)}
+			case hmacAccessID != "":
+				secret, err := env.readSecret("SIGNET_HMAC_SECRET", "HMAC secret")
+				if err != nil {
+					return err
+				}
+				req.Credentials = map[string]string{"hmac_access_id": hmacAccessID, "hmac_secret": secret}
 			}
 			if accessKeyID != "" {
 				secret, err := env.readSecret("SIGNET_SECRET_ACCESS_KEY", "secret access key")
@@ -509,8 +540,13 @@ Backends:
 		},
 	}
 	f := set.Flags()
-	f.StringVar(&req.Backend, "backend", "", "local or s3 (gcs and azure arrive with their own releases)")
+	f.StringVar(&req.Backend, "backend", "", "local, s3, azure or gcs")
 	f.StringVar(&req.Bucket, "bucket", "", "bucket (for local: a directory name; default the team name)")
+	f.StringVar(&req.Bucket, "container", "", "Azure container (same as --bucket)")
+	f.StringVar(&account, "account", "", "Azure storage account")
+	f.BoolVar(&sharedKey, "shared-key", false, "Azure: sign with the account key from SIGNET_ACCOUNT_KEY or stdin")
+	f.StringVar(&credentialsFile, "credentials-file", "", "GCS: service account key file (JSON) to sign with")
+	f.StringVar(&hmacAccessID, "hmac-access-id", "", "GCS: HMAC key access id (secret from SIGNET_HMAC_SECRET or stdin)")
 	f.StringVar(&req.Prefix, "prefix", "", "key prefix inside the bucket, ending in /")
 	f.StringVar(&req.Region, "region", "", "region of the bucket")
 	f.StringVar(&req.Endpoint, "endpoint", "", "endpoint URL of an S3-compatible store")

@@ -4,12 +4,16 @@
 # Idempotent: a second run does nothing. CI calls it before `go test` so
 # that SIGNET_TEST_PEERS=require finds every peer.
 #
-#   MinIO   go install github.com/minio/minio@${SIGNET_MINIO_VERSION:-latest}
-#           (about 12 minutes on 2 cores the first time; cached after)
+#   MinIO            go install github.com/minio/minio@${SIGNET_MINIO_VERSION:-latest}
+#                    (about 12 minutes on 2 cores the first time; cached after)
+#   fake-gcs-server  go install github.com/fsouza/fake-gcs-server@${SIGNET_FAKEGCS_VERSION:-v1.56.1}
+#                    (about a minute)
+#   Azurite          install-azurite.sh (npm; about 2 minutes)
 set -euo pipefail
 
 bin_dir="${SIGNET_BIN_DIR:-$HOME/.cache/signet/bin}"
 minio_version="${SIGNET_MINIO_VERSION:-latest}"
+fakegcs_version="${SIGNET_FAKEGCS_VERSION:-v1.56.1}"
 
 mkdir -p "$bin_dir"
 
@@ -24,3 +28,12 @@ else
   GOTOOLCHAIN=auto GOBIN="$bin_dir" go install "github.com/minio/minio@$minio_version"
   echo "testpeer: built $("$bin_dir/minio" --version | head -n 1)"
 fi
+
+if [ -x "$bin_dir/fake-gcs-server" ]; then
+  echo "testpeer: fake-gcs-server already at $bin_dir/fake-gcs-server; nothing to do"
+else
+  echo "testpeer: building fake-gcs-server@$fakegcs_version into $bin_dir"
+  GOTOOLCHAIN=auto GOBIN="$bin_dir" go install "github.com/fsouza/fake-gcs-server@$fakegcs_version"
+fi
+
+bash "$(dirname "$0")/install-azurite.sh"

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/signetdev/signet/internal/testpeer"
+)
+
+// TestAzureEndToEnd drives an Azure connector through the CLI against a
+// real Azurite: the account key from the environment, a single upload URL
+// with the headers the client must send, and a download.
+func TestAzureEndToEnd(t *testing.T) {
+	peer := testpeer.Azurite(t)
+	container := peer.Container(t)
+	m, adminToken := MustRunMain(t)
+	admin := cli{tb: t, addr: m.URL(), token: adminToken}
+	admin.must("team", "create", "cv")
+	admin.must("member", "add", "cv", "admin", "--role", "admin")
+	set := admin
+	set.env = map[string]string{"SIGNET_ACCOUNT_KEY": peer.Key}
+	if out := set.must("connector", "set", "cv", "--backend", "azure", "--account", peer.Account,
+		"--container", container, "--prefix", "cv/", "--endpoint", peer.Endpoint, "--shared-key", "--json"); strings.Contains(out, peer.Key) {
+		t.Fatal("connector set printed the account key")
+	}
+	var put struct {
+		URL     string
+		Method  string
+		Headers map[string]string
+	}
+	if err := json.Unmarshal([]byte(admin.must("presign", "put", "cv", "images/a.png", "--json")), &put); err != nil {
+		t.Fatal(err)
+	}
+	if put.Headers["x-ms-blob-type"] != "BlockBlob" {
+		t.Errorf("upload headers %v lack x-ms-blob-type: BlockBlob", put.Headers)
+	}
+	payload := []byte("not really a png")
+	if st := send(t, put.Method, strings.Replace(put.URL, "sig=", "sig=A", 1), put.Headers, payload); st != 403 {
+		t.Fatalf("Azurite answered %d to a tampered SAS; invalid environment", st)
+	}
+	if st := send(t, put.Method, put.URL, put.Headers, payload); st != 201 {
+		t.Fatalf("PUT via SAS answered %d", st)
+	}
+	get := strings.TrimSpace(admin.must("presign", "get", "cv", "images/a.png"))
+	if got := httpGet(t, get); !bytes.Equal(got, payload) {
+		t.Errorf("downloaded %q", got)
+	}
+	// A read SAS does not allow writing.
+	if st := send(t, "PUT", get, put.Headers, []byte("overwrite")); st != 403 {
+		t.Errorf("PUT with a read SAS answered %d, want 403", st)
+	}
+}
