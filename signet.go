@@ -6,7 +6,10 @@
 // storage/fileblob); cmd/signet wires them together.
 package signet
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // Role is a user's role in a team.
 type Role string
@@ -30,7 +33,11 @@ type Team struct {
 	// for the team. Zero means the instance default.
 	DownloadMaxExpiry time.Duration `json:"-"`
 	UploadMaxExpiry   time.Duration `json:"-"`
-	CreatedAt         time.Time     `json:"created_at"`
+	// AllowNetworks, when not empty, are the only client networks that may
+	// obtain URLs for the team; where the store can, URLs are bound to the
+	// network the client is in.
+	AllowNetworks []netip.Prefix `json:"allow_networks,omitempty"`
+	CreatedAt     time.Time      `json:"created_at"`
 }
 
 // User is a human or a service account.

@@ -32,7 +32,7 @@ type Tx interface {
 	Team(name string) (*Team, error)
 	// Teams lists teams ordered by name.
 	Teams() ([]*Team, error)
-	// UpdateTeam stores t's expiry caps. NotFound.
+	// UpdateTeam stores t's expiry caps and allowed networks. NotFound.
 	UpdateTeam(t *Team) error
 
 	// CreateUser inserts u. Conflict if the name is taken.

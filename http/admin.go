@@ -2,6 +2,7 @@ package http
 
 import (
 	"net/http"
+	"net/netip"
 	"regexp"
 	"time"
 
@@ -30,10 +31,13 @@ func requireAdmin(a signet.Actor) error {
 type TeamInfo struct {
 	Name string `json:"name"`
 	// Caps on URL lifetimes, in seconds.
-	DownloadMaxExpiry int64     `json:"download_max_expiry"`
-	UploadMaxExpiry   int64     `json:"upload_max_expiry"`
-	CreatedAt         time.Time `json:"created_at"`
-	Role              string    `json:"role,omitempty"` // the caller's role
+	DownloadMaxExpiry int64 `json:"download_max_expiry"`
+	UploadMaxExpiry   int64 `json:"upload_max_expiry"`
+	// AllowNetworks are the client networks allowed to obtain URLs; empty
+	// allows every network.
+	AllowNetworks []string  `json:"allow_networks"`
+	CreatedAt     time.Time `json:"created_at"`
+	Role          string    `json:"role,omitempty"` // the caller's role
 }
 
 func teamInfo(t *signet.Team, role signet.Role) TeamInfo {
@@ -41,9 +45,18 @@ func teamInfo(t *signet.Team, role signet.Role) TeamInfo {
 		Name:              t.Name,
 		DownloadMaxExpiry: int64(t.ExpiryCap(false) / time.Second),
 		UploadMaxExpiry:   int64(t.ExpiryCap(true) / time.Second),
+		AllowNetworks:     networkStrings(t.AllowNetworks),
 		CreatedAt:         t.CreatedAt,
 		Role:              string(role),
 	}
+}
+
+func networkStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
 }
 
 // WhoAmI describes the caller.
@@ -140,12 +153,15 @@ func (s *Server) handleGetTeam(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, info)
 }
 
-// UpdateTeamRequest changes a team's URL lifetime caps, in seconds. Team
-// admins may only lower them; instance admins may set any value up to the
-// providers' hard cap of 7 days.
+// UpdateTeamRequest changes a team's URL lifetime caps, in seconds, and
+// its allowed client networks. Team admins may only lower the caps;
+// instance admins may set any value up to the providers' hard cap of 7
+// days. AllowNetworks replaces the list when present; an empty list allows
+// every network.
 type UpdateTeamRequest struct {
-	DownloadMaxExpiry *int64 `json:"download_max_expiry,omitempty"`
-	UploadMaxExpiry   *int64 `json:"upload_max_expiry,omitempty"`
+	DownloadMaxExpiry *int64    `json:"download_max_expiry,omitempty"`
+	UploadMaxExpiry   *int64    `json:"upload_max_expiry,omitempty"`
+	AllowNetworks     *[]string `json:"allow_networks,omitempty"`
 }
 
 func (s *Server) handleUpdateTeam(w http.ResponseWriter, r *http.Request) {
@@ -182,6 +198,14 @@ func (s *Server) handleUpdateTeam(w http.ResponseWriter, r *http.Request) {
 		}
 		if err := set("upload_max_expiry", req.UploadMaxExpiry, &t.UploadMaxExpiry, true); err != nil {
 			return err
+		}
+		if req.AllowNetworks != nil {
+			nets, err := signet.ParseNetworks(*req.AllowNetworks...)
+			if err != nil {
+				return err
+			}
+			t.AllowNetworks = nets
+			ev.Reason = "allow_networks " + signet.FormatNetworks(nets)
 		}
 		info = teamInfo(t, role)
 		return tx.UpdateTeam(t)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/signetdev/signet"
@@ -71,26 +72,63 @@ func operation(op string) (signet.Permission, string, string, error) {
 	return 0, "", signet.ActionPresignDownload, signet.Errorf(signet.Invalid, `operation must be "download" or "upload"`)
 }
 
-// teamBucket loads what a data-plane request needs after authorising it.
-func (s *Server) teamBucket(ctx context.Context, a signet.Actor, team string, p signet.Permission) (*signet.Team, *storage.Bucket, *signet.Connector, error) {
-	var t *signet.Team
-	var c *signet.Connector
+// access is what a data-plane request may use once authorised: the team,
+// its connector and bucket, and the allowed network the client is in.
+type access struct {
+	team   *signet.Team
+	conn   *signet.Connector
+	bucket *storage.Bucket
+	// network is the team's allowed network that holds the client; URLs
+	// are bound to it where the store can enforce that (local store,
+	// Azure's sip). Zero when the team allows every network.
+	network netip.Prefix
+	// unbound is set once the store refused a network binding as
+	// unimplemented; its URLs then rely on issuance checks and the
+	// bucket policy (signet policy render).
+	unbound bool
+}
+
+// teamBucket authorises the caller of r for p in team, checks the client's
+// network against the team's allow-list, and opens the team's bucket.
+func (s *Server) teamBucket(r *http.Request, team string, p signet.Permission) (*access, error) {
+	ctx := r.Context()
+	var acc access
 	var cred *signet.Credential
 	err := s.store.View(ctx, func(tx signet.Tx) (err error) {
-		if t, _, err = teamRole(tx, a, team, p); err != nil {
+		if acc.team, _, err = teamRole(tx, actorOf(r), team, p); err != nil {
 			return err
 		}
-		c, cred, err = connector(tx, team)
+		acc.conn, cred, err = connector(tx, team)
 		return err
 	})
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	b, err := s.openBucket(ctx, c, cred)
-	if err != nil {
-		return nil, nil, nil, err
+	ip := s.ips.ClientIP(r)
+	network, ok := acc.team.AllowsFrom(ip)
+	if !ok {
+		return nil, signet.Errorf(signet.PermissionDenied, "client address %s is outside team %q's allowed networks", ip, team)
 	}
-	return t, b, c, nil
+	acc.network = network
+	if acc.bucket, err = s.openBucket(ctx, acc.conn, cred); err != nil {
+		return nil, err
+	}
+	return &acc, nil
+}
+
+// sign signs one URL, bound to the client's allowed network when the
+// team has one and the store can enforce it.
+func (a *access) sign(ctx context.Context, key string, opts *driver.SignOptions) (*driver.SignedURL, error) {
+	if a.network.IsValid() && !a.unbound {
+		opts.ClientPrefix = a.network
+		u, err := a.bucket.SignedURL(ctx, key, opts)
+		if signet.ErrorCode(err) != signet.Unimplemented {
+			return u, err
+		}
+		a.unbound = true
+		opts.ClientPrefix = netip.Prefix{}
+	}
+	return a.bucket.SignedURL(ctx, key, opts)
 }
 
 // connector loads the team's connector and its stored credential, if any.
@@ -123,7 +161,6 @@ func (s *Server) openBucket(ctx context.Context, c *signet.Connector, cred *sign
 }
 
 func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
-	a := actorOf(r)
 	team := r.PathValue("team")
 	var req PresignRequest
 	if err := decode(w, r, &req); err != nil {
@@ -145,14 +182,14 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 		s.deny(w, r, ev, err)
 		return
 	}
-	t, bucket, conn, err := s.teamBucket(r.Context(), a, team, perm)
+	acc, err := s.teamBucket(r, team, perm)
 	if err == nil {
-		ev.Store, ev.Bucket = conn.Backend, conn.Bucket
+		ev.Store, ev.Bucket = acc.conn.Backend, acc.conn.Bucket
 	}
 	now := s.now()
 	var expires time.Time
 	if err == nil {
-		expires, err = resolveExpiry(now, req.ExpiresIn, t.ExpiryCap(method == http.MethodPut))
+		expires, err = resolveExpiry(now, req.ExpiresIn, acc.team.ExpiryCap(method == http.MethodPut))
 	}
 	if err != nil {
 		s.deny(w, r, ev, err)
@@ -164,7 +201,7 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 	failed := 0
 	for i, o := range req.Objects {
 		oev := *ev
-		oev.ObjectKey = auditKey(bucket.StoreKey(o.Key))
+		oev.ObjectKey = auditKey(acc.bucket.StoreKey(o.Key))
 		oev.Method = method
 		results[i].Key = o.Key
 		opts, err := signOptions(method, o)
@@ -172,7 +209,7 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 		if err == nil {
 			opts.Now, opts.Expires = now, expires
 			opts.GrantID = signet.NewID(10)
-			u, err = bucket.SignedURL(r.Context(), o.Key, opts)
+			u, err = acc.sign(r.Context(), o.Key, opts)
 		}
 		if err != nil {
 			if c := signet.ErrorCode(err); c == signet.Internal || c == signet.Unavailable {
@@ -202,7 +239,7 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, &signet.Error{Code: signet.Code(first.Code), Msg: first.Message}, results)
 		return
 	}
-	s.metrics.urls.WithLabelValues(conn.Backend, method).Add(float64(len(results) - failed))
+	s.metrics.urls.WithLabelValues(acc.conn.Backend, method).Add(float64(len(results) - failed))
 	writeJSON(w, http.StatusOK, PresignResponse{Objects: results})
 }
 

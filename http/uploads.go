@@ -90,11 +90,12 @@ func (s *Server) handleCreateUpload(w http.ResponseWriter, r *http.Request) {
 		s.deny(w, r, ev, err)
 		return
 	}
-	t, bucket, conn, err := s.teamBucket(r.Context(), a, ev.Team, signet.PermWrite)
+	acc, err := s.teamBucket(r, ev.Team, signet.PermWrite)
 	if err != nil {
 		s.deny(w, r, ev, err)
 		return
 	}
+	t, bucket, conn := acc.team, acc.bucket, acc.conn
 	ev.Store, ev.Bucket, ev.ObjectKey = conn.Backend, conn.Bucket, auditKey(bucket.StoreKey(req.Key))
 	now := s.now()
 	u := &signet.Upload{
@@ -138,11 +139,12 @@ func (s *Server) handleCreateUpload(w http.ResponseWriter, r *http.Request) {
 
 // upload loads an active upload of the team after authorising the caller.
 // An upload of another team is NotFound.
-func (s *Server) upload(r *http.Request, ev *signet.AuditEvent) (*signet.Team, *signet.Upload, *storage.Bucket, error) {
-	t, bucket, conn, err := s.teamBucket(r.Context(), actorOf(r), ev.Team, signet.PermWrite)
+func (s *Server) upload(r *http.Request, ev *signet.AuditEvent) (*access, *signet.Upload, error) {
+	acc, err := s.teamBucket(r, ev.Team, signet.PermWrite)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
+	conn, bucket := acc.conn, acc.bucket
 	ev.Store, ev.Bucket = conn.Backend, conn.Bucket
 	var u *signet.Upload
 	err = s.store.View(r.Context(), func(tx signet.Tx) (err error) {
@@ -150,13 +152,13 @@ func (s *Server) upload(r *http.Request, ev *signet.AuditEvent) (*signet.Team, *
 		return err
 	})
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	ev.ObjectKey = u.StoreKey
 	if u.Backend != conn.Backend || u.Bucket != conn.Bucket || u.StoreKey != bucket.StoreKey(u.Key) {
-		return nil, nil, nil, signet.Errorf(signet.Conflict, "the team's connector changed since upload %s started; start a new upload", u.ID)
+		return nil, nil, signet.Errorf(signet.Conflict, "the team's connector changed since upload %s started; start a new upload", u.ID)
 	}
-	return t, u, bucket, nil
+	return acc, u, nil
 }
 
 func requireActive(u *signet.Upload, now time.Time) error {
@@ -178,7 +180,7 @@ func (s *Server) handleUploadParts(w http.ResponseWriter, r *http.Request) {
 		s.deny(w, r, ev, err)
 		return
 	}
-	t, u, bucket, err := s.upload(r, ev)
+	acc, u, err := s.upload(r, ev)
 	now := s.now()
 	if err == nil {
 		err = requireActive(u, now)
@@ -188,7 +190,7 @@ func (s *Server) handleUploadParts(w http.ResponseWriter, r *http.Request) {
 	}
 	var expires time.Time
 	if err == nil {
-		expires, err = signet.ResolveExpiry(now, 0, min(PartURLLifetime, t.ExpiryCap(true)))
+		expires, err = signet.ResolveExpiry(now, 0, min(PartURLLifetime, acc.team.ExpiryCap(true)))
 		if !u.ExpiresAt.After(expires) {
 			expires = u.ExpiresAt
 		}
@@ -202,7 +204,7 @@ func (s *Server) handleUploadParts(w http.ResponseWriter, r *http.Request) {
 	out := PartsResponse{Parts: make([]PartURL, len(req.Numbers))}
 	for i, n := range req.Numbers {
 		size := storage.PartSize(u.Size, u.PartSize, n)
-		su, err := bucket.SignedURL(r.Context(), u.Key, &driver.SignOptions{
+		su, err := acc.sign(r.Context(), u.Key, &driver.SignOptions{
 			Method: http.MethodPut, Now: now, Expires: expires, Size: size,
 			GrantID: ev.GrantID, UploadID: u.StoreUploadID, PartNumber: n,
 		})
@@ -255,10 +257,10 @@ func partList(ns []int) string {
 func (s *Server) handleUploadState(w http.ResponseWriter, r *http.Request) {
 	ev := s.event(r, signet.ActionUploadState)
 	ev.Team, ev.UploadID = r.PathValue("team"), r.PathValue("id")
-	_, u, bucket, err := s.upload(r, ev)
+	acc, u, err := s.upload(r, ev)
 	var parts []driver.Part
 	if err == nil && u.State == signet.UploadActive {
-		parts, err = bucket.ListParts(r.Context(), u.Key, u.StoreUploadID)
+		parts, err = acc.bucket.ListParts(r.Context(), u.Key, u.StoreUploadID)
 	}
 	if err != nil {
 		s.deny(w, r, ev, err)
@@ -281,7 +283,7 @@ func (s *Server) handleCompleteUpload(w http.ResponseWriter, r *http.Request) {
 		s.deny(w, r, ev, err)
 		return
 	}
-	_, u, bucket, err := s.upload(r, ev)
+	acc, u, err := s.upload(r, ev)
 	if err == nil {
 		err = requireActive(u, s.now())
 	}
@@ -294,7 +296,7 @@ func (s *Server) handleCompleteUpload(w http.ResponseWriter, r *http.Request) {
 		sum, err = parseSHA256(u.SHA256)
 	}
 	if err == nil {
-		err = bucket.CompleteMultipart(r.Context(), u.Key, u.StoreUploadID, parts, sum)
+		err = acc.bucket.CompleteMultipart(r.Context(), u.Key, u.StoreUploadID, parts, sum)
 	}
 	if err != nil {
 		s.deny(w, r, ev, err)
@@ -331,12 +333,12 @@ func completeParts(ps []CompletePart, u *signet.Upload) ([]driver.Part, error) {
 func (s *Server) handleAbortUpload(w http.ResponseWriter, r *http.Request) {
 	ev := s.event(r, signet.ActionUploadAbort)
 	ev.Team, ev.UploadID = r.PathValue("team"), r.PathValue("id")
-	_, u, bucket, err := s.upload(r, ev)
+	acc, u, err := s.upload(r, ev)
 	if err == nil && u.State != signet.UploadActive {
 		err = signet.Errorf(signet.Conflict, "upload %s is %s", u.ID, u.State)
 	}
 	if err == nil {
-		err = bucket.AbortMultipart(r.Context(), u.Key, u.StoreUploadID)
+		err = acc.bucket.AbortMultipart(r.Context(), u.Key, u.StoreUploadID)
 	}
 	if err != nil {
 		s.deny(w, r, ev, err)

@@ -174,12 +174,17 @@ func (t *tx) userID(op, name string) (int64, error) {
 
 // Teams
 
-const teamColumns = "id, name, download_max_expiry, upload_max_expiry, created_at"
+const teamColumns = "id, name, download_max_expiry, upload_max_expiry, allow_networks, created_at"
 
 func scanTeam(s scanner) (*signet.Team, error) {
 	var tm signet.Team
 	var dl, ul int64
-	if err := s.Scan(&tm.ID, &tm.Name, &dl, &ul, &tm.CreatedAt); err != nil {
+	var nets string
+	if err := s.Scan(&tm.ID, &tm.Name, &dl, &ul, &nets, &tm.CreatedAt); err != nil {
+		return nil, err
+	}
+	var err error
+	if tm.AllowNetworks, err = signet.ParseNetworks(nets); err != nil {
 		return nil, err
 	}
 	tm.DownloadMaxExpiry = time.Duration(dl) * time.Second
@@ -214,9 +219,10 @@ func (t *tx) CreateTeam(tm *signet.Team) error {
 	}
 	created := t.stamp(tm.CreatedAt)
 	var id int64
-	err := t.queryRow(`INSERT INTO teams (name, download_max_expiry, upload_max_expiry, created_at)
-		VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING id`,
-		tm.Name, seconds(tm.DownloadMaxExpiry), seconds(tm.UploadMaxExpiry), created).Scan(&id)
+	err := t.queryRow(`INSERT INTO teams (name, download_max_expiry, upload_max_expiry, allow_networks, created_at)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id`,
+		tm.Name, seconds(tm.DownloadMaxExpiry), seconds(tm.UploadMaxExpiry),
+		signet.FormatNetworks(tm.AllowNetworks), created).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return signet.E(op, signet.Conflict, fmt.Sprintf("team %q already exists", tm.Name), nil)
 	}
@@ -252,7 +258,7 @@ func (t *tx) Teams() ([]*signet.Team, error) {
 	return ts, nil
 }
 
-// UpdateTeam stores tm's expiry caps, found by name, and sets tm's ID and
+// UpdateTeam stores tm's expiry caps and allowed networks, found by name, and sets tm's ID and
 // CreatedAt from the stored team. NotFound.
 func (t *tx) UpdateTeam(tm *signet.Team) error {
 	const op = "postgres.UpdateTeam"
@@ -269,9 +275,10 @@ func (t *tx) UpdateTeam(tm *signet.Team) error {
 		return notFound(op, "team %q not found", tm.Name)
 	}
 	var created time.Time
-	err := t.queryRow(`UPDATE teams SET download_max_expiry = $1, upload_max_expiry = $2
-		WHERE name = $3 RETURNING id, created_at`,
-		seconds(tm.DownloadMaxExpiry), seconds(tm.UploadMaxExpiry), tm.Name).Scan(&tm.ID, &created)
+	err := t.queryRow(`UPDATE teams SET download_max_expiry = $1, upload_max_expiry = $2, allow_networks = $3
+		WHERE name = $4 RETURNING id, created_at`,
+		seconds(tm.DownloadMaxExpiry), seconds(tm.UploadMaxExpiry), signet.FormatNetworks(tm.AllowNetworks),
+		tm.Name).Scan(&tm.ID, &created)
 	if err != nil {
 		return t.fail(op, err, "", fmt.Sprintf("team %q not found", tm.Name))
 	}

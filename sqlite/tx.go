@@ -151,12 +151,17 @@ func (t *tx) userID(op, name string) (int64, error) {
 
 // Teams
 
-const teamColumns = "id, name, download_max_expiry, upload_max_expiry, created_at"
+const teamColumns = "id, name, download_max_expiry, upload_max_expiry, allow_networks, created_at"
 
 func scanTeam(s scanner) (*signet.Team, error) {
 	var tm signet.Team
 	var dl, ul, created int64
-	if err := s.Scan(&tm.ID, &tm.Name, &dl, &ul, &created); err != nil {
+	var nets string
+	if err := s.Scan(&tm.ID, &tm.Name, &dl, &ul, &nets, &created); err != nil {
+		return nil, err
+	}
+	var err error
+	if tm.AllowNetworks, err = signet.ParseNetworks(nets); err != nil {
 		return nil, err
 	}
 	tm.DownloadMaxExpiry = time.Duration(dl) * time.Second
@@ -186,8 +191,9 @@ func (t *tx) CreateTeam(tm *signet.Team) error {
 		return err
 	}
 	created := t.stamp(tm.CreatedAt)
-	res, err := t.exec(`INSERT INTO teams (name, download_max_expiry, upload_max_expiry, created_at)
-		VALUES (?, ?, ?, ?)`, tm.Name, seconds(tm.DownloadMaxExpiry), seconds(tm.UploadMaxExpiry), micros(created))
+	res, err := t.exec(`INSERT INTO teams (name, download_max_expiry, upload_max_expiry, allow_networks, created_at)
+		VALUES (?, ?, ?, ?, ?)`, tm.Name, seconds(tm.DownloadMaxExpiry), seconds(tm.UploadMaxExpiry),
+		signet.FormatNetworks(tm.AllowNetworks), micros(created))
 	if err != nil {
 		return t.fail(op, err, fmt.Sprintf("team %q already exists", tm.Name), "")
 	}
@@ -221,7 +227,7 @@ func (t *tx) Teams() ([]*signet.Team, error) {
 	return ts, nil
 }
 
-// UpdateTeam stores tm's expiry caps, found by name, and sets tm's ID and
+// UpdateTeam stores tm's expiry caps and allowed networks, found by name, and sets tm's ID and
 // CreatedAt from the stored team. NotFound.
 func (t *tx) UpdateTeam(tm *signet.Team) error {
 	const op = "sqlite.UpdateTeam"
@@ -235,9 +241,10 @@ func (t *tx) UpdateTeam(tm *signet.Team) error {
 		return err
 	}
 	var created int64
-	err := t.queryRow(`UPDATE teams SET download_max_expiry = ?, upload_max_expiry = ?
+	err := t.queryRow(`UPDATE teams SET download_max_expiry = ?, upload_max_expiry = ?, allow_networks = ?
 		WHERE name = ? RETURNING id, created_at`,
-		seconds(tm.DownloadMaxExpiry), seconds(tm.UploadMaxExpiry), tm.Name).Scan(&tm.ID, &created)
+		seconds(tm.DownloadMaxExpiry), seconds(tm.UploadMaxExpiry), signet.FormatNetworks(tm.AllowNetworks),
+		tm.Name).Scan(&tm.ID, &created)
 	if err != nil {
 		return t.fail(op, err, "", fmt.Sprintf("team %q not found", tm.Name))
 	}

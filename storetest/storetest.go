@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -393,7 +394,8 @@ func testTeamsEmpty(t *testing.T, s signet.Store) {
 func testUpdateTeamOK(t *testing.T, s signet.Store) {
 	in := &signet.Team{Name: "ml", DownloadMaxExpiry: time.Hour, CreatedAt: base}
 	mustUpdate(t, s, func(tx signet.Tx) error { return tx.CreateTeam(in) })
-	upd := &signet.Team{Name: "ml", DownloadMaxExpiry: 10 * time.Minute, UploadMaxExpiry: 2 * time.Hour}
+	nets := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}
+	upd := &signet.Team{Name: "ml", DownloadMaxExpiry: 10 * time.Minute, UploadMaxExpiry: 2 * time.Hour, AllowNetworks: nets}
 	if err := update(t, s, func(tx signet.Tx) error { return tx.UpdateTeam(upd) }); err != nil {
 		t.Errorf("UpdateTeam: %v", err)
 	}
@@ -404,6 +406,9 @@ func testUpdateTeamOK(t *testing.T, s signet.Store) {
 		}
 		if got.ID != in.ID || got.DownloadMaxExpiry != 10*time.Minute || got.UploadMaxExpiry != 2*time.Hour {
 			t.Errorf("Team = %+v, want ID %d and caps 10m, 2h", got, in.ID)
+		}
+		if !slices.Equal(got.AllowNetworks, nets) {
+			t.Errorf("AllowNetworks = %v, want %v", got.AllowNetworks, nets)
 		}
 		checkTime(t, "CreatedAt after update", got.CreatedAt, base)
 		return nil

@@ -177,13 +177,17 @@ func newWhoamiCmd(env *Env) *cobra.Command {
 }
 
 func printTeams(env *Env, v any, ts ...sighttp.TeamInfo) error {
-	return env.print(v, []string{"TEAM", "ROLE", "DOWNLOAD MAX", "UPLOAD MAX", "CREATED"}, func(add func(...any)) {
+	return env.print(v, []string{"TEAM", "ROLE", "DOWNLOAD MAX", "UPLOAD MAX", "NETWORKS", "CREATED"}, func(add func(...any)) {
 		for _, t := range ts {
 			role := t.Role
 			if role == "" {
 				role = "-"
 			}
-			add(t.Name, role, time.Duration(t.DownloadMaxExpiry)*time.Second, time.Duration(t.UploadMaxExpiry)*time.Second, t.CreatedAt.Format(time.RFC3339))
+			nets := "any"
+			if len(t.AllowNetworks) > 0 {
+				nets = strings.Join(t.AllowNetworks, ",")
+			}
+			add(t.Name, role, time.Duration(t.DownloadMaxExpiry)*time.Second, time.Duration(t.UploadMaxExpiry)*time.Second, nets, t.CreatedAt.Format(time.RFC3339))
 		}
 	})
 }
@@ -233,8 +237,10 @@ func newTeamCmd(env *Env) *cobra.Command {
 		},
 	}
 	var dmax, umax time.Duration
+	var nets []string
+	var anyNet bool
 	set := &cobra.Command{
-		Use: "set NAME", Short: "Change a team's URL lifetime caps", Args: exactArgs(1),
+		Use: "set NAME", Short: "Change a team's URL lifetime caps and allowed networks", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var req sighttp.UpdateTeamRequest
 			if cmd.Flags().Changed("download-max") {
@@ -243,8 +249,16 @@ func newTeamCmd(env *Env) *cobra.Command {
 			if cmd.Flags().Changed("upload-max") {
 				req.UploadMaxExpiry = seconds(umax)
 			}
-			if req.DownloadMaxExpiry == nil && req.UploadMaxExpiry == nil {
-				return usageError{fmt.Errorf("nothing to change: give --download-max and/or --upload-max")}
+			switch {
+			case anyNet && len(nets) > 0:
+				return usageError{fmt.Errorf("--allow-any-network and --allow-cidr contradict each other")}
+			case anyNet:
+				req.AllowNetworks = &[]string{}
+			case len(nets) > 0:
+				req.AllowNetworks = &nets
+			}
+			if req.DownloadMaxExpiry == nil && req.UploadMaxExpiry == nil && req.AllowNetworks == nil {
+				return usageError{fmt.Errorf("nothing to change: give --download-max, --upload-max, --allow-cidr or --allow-any-network")}
 			}
 			c, err := env.client()
 			if err != nil {
@@ -259,6 +273,8 @@ func newTeamCmd(env *Env) *cobra.Command {
 	}
 	set.Flags().DurationVar(&dmax, "download-max", 0, "longest lifetime of download URLs (e.g. 30m)")
 	set.Flags().DurationVar(&umax, "upload-max", 0, "longest lifetime of upload URLs (e.g. 12h)")
+	set.Flags().StringArrayVar(&nets, "allow-cidr", nil, "only clients in this network (CIDR) may get URLs; repeatable; replaces the list")
+	set.Flags().BoolVar(&anyNet, "allow-any-network", false, "remove the team's network restriction")
 	cmd.AddCommand(create, list, get, set)
 	return cmd
 }
