@@ -10,8 +10,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -28,17 +26,7 @@ import (
 // CI, which has them).
 func vectorsFile(t testing.TB, rel string) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	// file is <repo>/storage/azureblob/vectors_test.go.
-	p := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "vectors", filepath.FromSlash(rel))
-	if _, err := os.Stat(p); err != nil {
-		msg := "signing vectors not found (they live in ../shared/vectors beside the checkout): " + err.Error()
-		if testpeer.Required() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
+	return testpeer.Vectors(t, rel)
 }
 
 // sasVectors is ../shared/vectors/azure/service-sas-shared-key.json.

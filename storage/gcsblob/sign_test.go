@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"net/url"
 	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -20,17 +18,7 @@ import (
 // CI, which has them).
 func vectorsFile(t testing.TB, rel string) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	// file is <repo>/storage/gcsblob/sign_test.go.
-	p := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "vectors", filepath.FromSlash(rel))
-	if _, err := os.Stat(p); err != nil {
-		msg := "signing vectors not found (they live in ../shared/vectors beside the checkout): " + err.Error()
-		if testpeer.Required() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
+	return testpeer.Vectors(t, rel)
 }
 
 // conformanceKey is the inactive dummy service account key Google's

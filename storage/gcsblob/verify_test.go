@@ -18,8 +18,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,16 +34,7 @@ import (
 // the repository, or skips (fails when SIGNET_TEST_PEERS=require).
 func vectorsFile(t testing.TB, rel string) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "vectors", filepath.FromSlash(rel))
-	if _, err := os.Stat(p); err != nil {
-		msg := "signing vectors not found (they live in ../shared/vectors beside the checkout): " + err.Error()
-		if testpeer.Required() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
+	return testpeer.Vectors(t, rel)
 }
 
 // serviceAccount returns the conformance file's inactive dummy key file and

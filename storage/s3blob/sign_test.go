@@ -7,25 +7,19 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/signetdev/signet/internal/testpeer"
 	"github.com/signetdev/signet/storage/s3blob"
 )
 
 // vectorsDir returns ../shared/vectors beside the repository, or skips.
 func vectorsDir(t *testing.T) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	// file is <repo>/storage/s3blob/sign_test.go.
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "vectors")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("signing vectors not found at %s (they live in ../shared/vectors beside the checkout): %v", dir, err)
-	}
-	return dir
+	return testpeer.Vectors(t, ".")
 }
 
 type awsContext struct {
