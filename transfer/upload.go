@@ -168,12 +168,22 @@ func upload(ctx context.Context, c *sighttp.Client, team, key string, r io.Reade
 	} else {
 		u.prog.start(size, 0)
 		err = u.single(ctx)
+		if signet.ErrorCode(err) == signet.Unimplemented && size > 0 {
+			// The store cannot bind size and SHA-256 to a single upload
+			// URL (Azure, GCS): send it as a one-part chunked upload,
+			// which signet verifies when it completes.
+			u.o.PartSize = max(size, minPartSize)
+			res.Parts, res.ResumedParts, err = u.chunked(ctx)
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
 	return res, nil
 }
+
+// minPartSize is the smallest part size a chunked upload may ask for.
+const minPartSize = 5 << 20
 
 // hashSection returns the SHA-256 of the first size bytes of r, which must
 // hold at least that many.
@@ -497,6 +507,7 @@ func (u *uploader) sendParts(ctx context.Context, s *session) ([]string, error) 
 	if len(todo) == 0 {
 		return etags, nil
 	}
+	outer := ctx
 	g, ctx := newGroup(ctx)
 	jobs := make(chan sighttp.PartURL)
 	g.Go(func() error {
@@ -540,6 +551,9 @@ func (u *uploader) sendParts(ctx context.Context, s *session) ([]string, error) 
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	if err := u.fillETags(outer, info, etags); err != nil {
+		return nil, err
+	}
 	return etags, nil
 }
 
@@ -577,12 +591,35 @@ func (u *uploader) part(ctx context.Context, info *sighttp.UploadInfo, p sighttp
 		return partTarget(&ps[0]), nil
 	}
 	off, size := partRange(info, u.size, p.Number)
-	etag, err := u.put(ctx, partTarget(&p), sign, what, off, size)
-	if err == nil && etag == "" {
-		// Typically a CORS or proxy setup that hides the header.
-		err = u.errorf(signet.Internal, nil, "%s: store answered without an ETag", what)
+	// Some stores answer a part without an ETag (Azure's Put Block);
+	// sendParts then takes the part's ETag from the store's own list.
+	return u.put(ctx, partTarget(&p), sign, what, off, size)
+}
+
+// fillETags completes etags from the parts the store lists, for stores
+// whose part answers carry none (Azure Put Block). A part still without an
+// ETag is an error: typically a CORS or proxy setup that hides the header.
+func (u *uploader) fillETags(ctx context.Context, info *sighttp.UploadInfo, etags []string) error {
+	if !slices.Contains(etags, "") {
+		return nil
 	}
-	return etag, err
+	var st *sighttp.UploadInfo
+	err := u.api(ctx, func() (err error) {
+		st, err = u.c.UploadState(ctx, u.team, info.ID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range st.Parts {
+		if p.Number >= 1 && p.Number <= len(etags) && etags[p.Number-1] == "" {
+			etags[p.Number-1] = p.ETag
+		}
+	}
+	if i := slices.Index(etags, ""); i >= 0 {
+		return u.errorf(signet.Internal, nil, "part %d of %s: the store answered without an ETag and does not list the part", i+1, u.name())
+	}
+	return nil
 }
 
 func partTarget(p *sighttp.PartURL) *target {
