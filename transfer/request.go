@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -228,7 +229,24 @@ func (j *job) storeError(what string, resp *http.Response) *signet.Error {
 			}
 		}
 	}
+	if ct, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";"); strings.TrimSpace(ct) == "application/xml" {
+		// S3-compatible stores name a checksum refusal in an XML error
+		// document; only the code is read, and only known codes count.
+		var e struct {
+			Code string `xml:"Code"`
+		}
+		if xml.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e) == nil && s3ChecksumCodes[e.Code] {
+			code = signet.ChecksumMismatch
+			msg += " (" + e.Code + ")"
+		}
+	}
 	return j.errorf(code, nil, "%s", msg)
+}
+
+// s3ChecksumCodes are the S3 error codes for a body that does not match its
+// declared checksum (AWS: BadDigest; MinIO: XAmzContentChecksumMismatch).
+var s3ChecksumCodes = map[string]bool{
+	"BadDigest": true, "XAmzContentChecksumMismatch": true, "InvalidDigest": true,
 }
 
 // status names resp's status by its code only: the reason phrase comes from
