@@ -1,6 +1,13 @@
 package signet
 
-import "time"
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+	"unicode/utf8"
+)
 
 // Audit actions. Each decision signet takes is recorded under one of these.
 const (
@@ -35,8 +42,15 @@ const (
 // AuditEvent is one record of the audit log. It never holds a URL, a
 // signature or any other secret: GrantID is an opaque correlation id that
 // also appears in the issued URL, so store access logs can be joined to it.
+//
+// The log is a hash chain (see package auditlog and docs/audit.md): Seq
+// numbers the events 1, 2, 3, ... without gaps, in commit order, and Hash
+// covers every other field together with PrevHash, the Hash of the event
+// before (zero for the first). The store sets ID, Seq, PrevHash and Hash
+// when it appends the event.
 type AuditEvent struct {
 	ID        int64     `json:"id"`
+	Seq       int64     `json:"seq"` // position in the chain; equal to ID
 	Time      time.Time `json:"time"`
 	RequestID string    `json:"request_id,omitempty"`
 	ActorUser string    `json:"actor_user,omitempty"`
@@ -57,6 +71,9 @@ type AuditEvent struct {
 	UserAgent string    `json:"user_agent,omitempty"`
 	// Target names the subject of an admin change (a user, key id, ...).
 	Target string `json:"target,omitempty"`
+
+	PrevHash AuditHash `json:"prev_hash"`
+	Hash     AuditHash `json:"hash"`
 }
 
 // AuditFilter selects audit events. Zero fields do not filter.
@@ -67,4 +84,110 @@ type AuditFilter struct {
 	// AfterID is the paging cursor: only events with ID > AfterID.
 	AfterID int64
 	Limit   int // at most this many; 0 means a default
+}
+
+// AuditHash is a SHA-256 digest in the audit chain. It reads and writes as
+// 64 lower-case hex digits.
+type AuditHash [32]byte
+
+// String returns h in hex.
+func (h AuditHash) String() string { return hex.EncodeToString(h[:]) }
+
+// MarshalText encodes h in hex.
+func (h AuditHash) MarshalText() ([]byte, error) {
+	b := make([]byte, hex.EncodedLen(len(h)))
+	hex.Encode(b, h[:])
+	return b, nil
+}
+
+// UnmarshalText decodes 64 hex digits.
+func (h *AuditHash) UnmarshalText(b []byte) error {
+	if len(b) != hex.EncodedLen(len(h)) {
+		return fmt.Errorf("audit hash: want %d hex digits, got %d", hex.EncodedLen(len(h)), len(b))
+	}
+	if _, err := hex.Decode(h[:], b); err != nil {
+		return fmt.Errorf("audit hash: %w", err)
+	}
+	return nil
+}
+
+// ParseAuditHash decodes 64 hex digits.
+func ParseAuditHash(s string) (AuditHash, error) {
+	var h AuditHash
+	err := h.UnmarshalText([]byte(s))
+	return h, err
+}
+
+// AuditHead is the end of the audit chain: the Seq and Hash of the last
+// event appended, or zero values for an empty log.
+type AuditHead struct {
+	Seq  int64     `json:"seq"`
+	Hash AuditHash `json:"hash"`
+}
+
+// auditString is one string field of an AuditEvent: its JSON name and
+// its address.
+type auditString struct {
+	name string
+	p    *string
+}
+
+// auditStrings lists the string fields of e.
+func auditStrings(e *AuditEvent) []auditString {
+	code := (*string)(&e.Code)
+	return []auditString{
+		{"request_id", &e.RequestID}, {"actor_user", &e.ActorUser}, {"actor_key", &e.ActorKey},
+		{"team", &e.Team}, {"action", &e.Action}, {"outcome", &e.Outcome}, {"code", code},
+		{"reason", &e.Reason}, {"store", &e.Store}, {"bucket", &e.Bucket}, {"object_key", &e.ObjectKey},
+		{"upload_id", &e.UploadID}, {"grant_id", &e.GrantID}, {"method", &e.Method},
+		{"client_ip", &e.ClientIP}, {"user_agent", &e.UserAgent}, {"target", &e.Target},
+	}
+}
+
+// auditJSON is AuditEvent without its JSON methods.
+type auditJSON AuditEvent
+
+// MarshalJSON encodes e as an object of its fields. JSON strings carry
+// only valid UTF-8, and an event may record bytes that are not (a refused
+// key, a truncated User-Agent), which the hash chain covers exactly: such
+// a field also appears, byte for byte in base64, under "raw", keyed by the
+// field's name, so that an export can be verified.
+func (e AuditEvent) MarshalJSON() ([]byte, error) {
+	var raw map[string][]byte
+	for _, f := range auditStrings(&e) {
+		if !utf8.ValidString(*f.p) {
+			if raw == nil {
+				raw = make(map[string][]byte)
+			}
+			raw[f.name] = []byte(*f.p)
+		}
+	}
+	return json.Marshal(struct {
+		auditJSON
+		Raw map[string][]byte `json:"raw,omitempty"`
+	}{auditJSON(e), raw})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes, restoring from "raw"
+// the exact bytes of fields that are not valid UTF-8.
+func (e *AuditEvent) UnmarshalJSON(b []byte) error {
+	v := struct {
+		*auditJSON
+		Raw map[string][]byte `json:"raw"`
+	}{auditJSON: (*auditJSON)(e)}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	if len(v.Raw) == 0 {
+		return nil
+	}
+	fields := auditStrings(e)
+	for name, val := range v.Raw {
+		i := slices.IndexFunc(fields, func(f auditString) bool { return f.name == name })
+		if i < 0 {
+			return fmt.Errorf("audit event: raw value for unknown field %q", name)
+		}
+		*fields[i].p = string(val)
+	}
+	return nil
 }

@@ -101,12 +101,19 @@ type Tx interface {
 	// upload belongs to another team.
 	SetUploadState(team, id, state string) error
 
-	// AppendAudit appends events to the audit log, setting their IDs.
-	// Invalid if an event lacks an Action or Outcome.
+	// AppendAudit appends events to the audit log, setting their IDs and
+	// chain fields: Seq (equal to the ID) continues the log's sequence
+	// without gaps, PrevHash is the Hash of the event before, and Hash is
+	// computed by auditlog.Chain. Appends are serialised from here to the
+	// commit, across processes sharing the store, so the log stays one
+	// chain. Invalid if an event lacks an Action or Outcome.
 	AppendAudit(events ...*AuditEvent) error
 	// Audit returns events matching f in ascending ID order, at most
 	// f.Limit of them (100 when 0, never more than 1000).
 	Audit(f AuditFilter) ([]*AuditEvent, error)
+	// AuditHead returns the Seq and Hash of the last event appended, as the
+	// store recorded them when it appended it (zero for an empty log).
+	AuditHead() (AuditHead, error)
 
 	// Setting returns an instance setting. NotFound.
 	Setting(name string) (string, error)

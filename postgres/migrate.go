@@ -25,6 +25,12 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
+// migrationSteps are Go steps that run after the SQL of the migration to
+// the version they are keyed by, in the same transaction.
+var migrationSteps = map[int]func(context.Context, pgx.Tx) error{
+	4: chainExisting, // 0004_audit_chain
+}
+
 type migration struct {
 	version int
 	name    string
@@ -175,6 +181,12 @@ func migrate(ctx context.Context, conn *pgx.Conn, target int) (from, to int, err
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
 				return signet.E(op, signet.Internal, "cannot migrate the database schema",
 					fmt.Errorf("migration %s: %w", m.name, err))
+			}
+			if step := migrationSteps[m.version]; step != nil {
+				if err := step(ctx, tx); err != nil {
+					return signet.E(op, signet.Internal, "cannot migrate the database schema",
+						fmt.Errorf("migration %s: %w", m.name, withContext(ctx, err)))
+				}
 			}
 			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", m.version); err != nil {
 				return err

@@ -70,7 +70,8 @@ type DB struct {
 	// is committed. Zero or less means no limit beyond the context's.
 	WriteTimeout time.Duration
 
-	pool *pgxpool.Pool
+	pool     *pgxpool.Pool
+	readOnly bool // opened by OpenReadOnly
 }
 
 // Open connects to the database at url (a postgres:// URL as pgx accepts
@@ -195,6 +196,9 @@ func (db *DB) withWriteTimeout(ctx context.Context) (context.Context, context.Ca
 // returns Internal: PostgreSQL has rolled the transaction back.
 func (db *DB) Update(ctx context.Context, fn func(signet.Tx) error) error {
 	const op = "postgres.Update"
+	if db.readOnly {
+		return errReadOnly(op)
+	}
 	ctx, cancel := db.withWriteTimeout(ctx)
 	defer cancel()
 	ptx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadWrite})
@@ -247,6 +251,9 @@ func rollback(ptx pgx.Tx) {
 // read-only, has synchronous_commit or fsync off for signet's session, or
 // holds the audit lock past the deadline.
 func (db *DB) Ping(ctx context.Context) error {
+	if db.readOnly {
+		return errReadOnly("postgres.Ping")
+	}
 	if err := db.ping(ctx, true); err != nil {
 		return storeError("postgres.Ping", err, "")
 	}

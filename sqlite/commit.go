@@ -43,6 +43,9 @@ type request struct {
 // start, or its commit be made durable, within WriteTimeout, Update returns
 // an Unavailable error and none of fn's changes are committed.
 func (db *DB) Update(ctx context.Context, fn func(signet.Tx) error) error {
+	if db.readOnly() {
+		return errReadOnly("sqlite.Update")
+	}
 	if db.WriteTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, db.WriteTimeout)

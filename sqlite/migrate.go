@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -19,6 +20,12 @@ import (
 //
 //go:embed migrations/*.sql
 var migrationFS embed.FS
+
+// migrationSteps are Go steps that run after the SQL of the migration to
+// the version they are keyed by, in its transaction.
+var migrationSteps = map[int]func(context.Context, *sql.Tx) error{
+	4: chainExisting, // 0004_audit_chain
+}
 
 type migration struct {
 	version int
@@ -122,6 +129,11 @@ func (db *DB) apply(ctx context.Context, m migration) (done bool, err error) {
 	}
 	if _, err := stx.ExecContext(ctx, m.sql); err != nil {
 		return false, storeError(op, fmt.Errorf("migration %s: %w", m.name, err), "cannot migrate database schema")
+	}
+	if step := migrationSteps[m.version]; step != nil {
+		if err := step(ctx, stx); err != nil {
+			return false, storeError(op, fmt.Errorf("migration %s: %w", m.name, err), "cannot migrate database schema")
+		}
 	}
 	if _, err := stx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
 		m.version, db.now().UnixMicro()); err != nil {

@@ -190,6 +190,9 @@ func (db *DB) Ping(ctx context.Context) error {
 	if err := db.read.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&v); err != nil {
 		return storeError(op, err, "")
 	}
+	if db.readOnly() {
+		return errReadOnly(op)
+	}
 	if db.WriteTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, db.WriteTimeout)

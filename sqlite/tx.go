@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/signetdev/signet"
@@ -755,118 +754,6 @@ func (t *tx) SetUploadState(team, id, state string) error {
 		return signet.E(op, signet.Conflict, fmt.Sprintf("upload %q has already ended", id), nil)
 	}
 	return nil
-}
-
-// Audit
-
-const insertAudit = `INSERT INTO audit_events (occurred_at, request_id, actor_user, actor_key, team,
-		action, outcome, code, reason, store, bucket, object_key, upload_id, grant_id, method,
-		expires_at, client_ip, user_agent, target)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-
-const auditQuery = `SELECT id, occurred_at, request_id, actor_user, actor_key, team,
-	action, outcome, code, reason, store, bucket, object_key, upload_id, grant_id, method,
-	expires_at, client_ip, user_agent, target
-	FROM audit_events`
-
-func scanAudit(s scanner) (*signet.AuditEvent, error) {
-	var e signet.AuditEvent
-	var at int64
-	var expires sql.NullInt64
-	if err := s.Scan(&e.ID, &at, &e.RequestID, &e.ActorUser, &e.ActorKey, &e.Team,
-		&e.Action, &e.Outcome, &e.Code, &e.Reason, &e.Store, &e.Bucket, &e.ObjectKey, &e.UploadID,
-		&e.GrantID, &e.Method, &expires, &e.ClientIP, &e.UserAgent, &e.Target); err != nil {
-		return nil, err
-	}
-	e.Time = fromMicros(at)
-	if p := fromOptMicros(expires); p != nil {
-		e.ExpiresAt = *p
-	}
-	return &e, nil
-}
-
-// AppendAudit appends events to the audit log in order, setting their IDs,
-// and their Time when zero. Invalid if an event is nil or lacks an Action
-// or Outcome; then none is appended.
-func (t *tx) AppendAudit(events ...*signet.AuditEvent) error {
-	const op = "sqlite.AppendAudit"
-	if err := t.writable(op); err != nil {
-		return err
-	}
-	for _, e := range events {
-		if e == nil || e.Action == "" || e.Outcome == "" {
-			return invalid(op, "audit event needs an action and an outcome")
-		}
-	}
-	if len(events) == 0 {
-		return nil
-	}
-	if t.audit == nil {
-		st, err := t.tx.PrepareContext(t.ctx, insertAudit)
-		if err != nil {
-			return t.fail(op, err, "", "")
-		}
-		t.audit = st // closed by the transaction's end
-	}
-	for _, e := range events {
-		at := t.stamp(e.Time)
-		var expires sql.NullInt64
-		if !e.ExpiresAt.IsZero() {
-			e.ExpiresAt = normalize(e.ExpiresAt)
-			expires = sql.NullInt64{Int64: micros(e.ExpiresAt), Valid: true}
-		}
-		res, err := t.audit.ExecContext(t.ctx, micros(at), e.RequestID, e.ActorUser, e.ActorKey, e.Team,
-			e.Action, e.Outcome, string(e.Code), e.Reason, e.Store, e.Bucket, e.ObjectKey, e.UploadID,
-			e.GrantID, e.Method, expires, e.ClientIP, e.UserAgent, e.Target)
-		if err != nil {
-			return t.fail(op, err, "", "")
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return t.fail(op, err, "", "")
-		}
-		e.ID, e.Time = id, at
-	}
-	return nil
-}
-
-// Audit returns at most f.Limit events matching f (100 when zero or less,
-// never more than 1000), in ascending ID order.
-func (t *tx) Audit(f signet.AuditFilter) ([]*signet.AuditEvent, error) {
-	const op = "sqlite.Audit"
-	if f.Teams != nil && len(f.Teams) == 0 {
-		return nil, nil
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultAuditLimit
-	}
-	limit = min(limit, maxAuditLimit)
-	var b strings.Builder
-	b.WriteString(auditQuery + " WHERE id > ?")
-	args := []any{f.AfterID}
-	if f.Team != "" {
-		b.WriteString(" AND team = ?")
-		args = append(args, f.Team)
-	}
-	if f.Teams != nil {
-		b.WriteString(" AND team IN (?" + strings.Repeat(", ?", len(f.Teams)-1) + ")")
-		for _, team := range f.Teams {
-			args = append(args, team)
-		}
-	}
-	if f.Actor != "" {
-		b.WriteString(" AND actor_user = ?")
-		args = append(args, f.Actor)
-	}
-	b.WriteString(" ORDER BY id LIMIT ?")
-	args = append(args, limit)
-	rows, err := t.query(b.String(), args...)
-	evs, err := collect(rows, err, scanAudit)
-	if err != nil {
-		return nil, t.fail(op, err, "", "")
-	}
-	return evs, nil
 }
 
 // Settings

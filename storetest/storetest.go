@@ -154,6 +154,7 @@ func Run(t *testing.T, open func(t *testing.T) signet.Store) {
 			{"DefaultLimit", testAuditDefaultLimit},
 			{"Filters", testAuditFilters},
 		}},
+		{"AuditChain", chainTests},
 		{"Credential", []test{
 			{"OK", testCredentialOK},
 			{"Replace", testCredentialReplace},

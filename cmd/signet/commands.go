@@ -666,7 +666,7 @@ func newAuditCmd(env *Env) *cobra.Command {
 	export.Flags().StringVar(&eq.Team, "team", "", "only this team's events")
 	export.Flags().StringVar(&eq.Actor, "actor", "", "only this user's events")
 	export.Flags().StringVar(&eq.Cursor, "cursor", "", "start after this event id")
-	cmd.AddCommand(list, export)
+	cmd.AddCommand(list, export, newAuditVerifyCmd(env), newAuditPubkeyCmd(env), newAuditCheckpointCmd(env))
 	return cmd
 }
 

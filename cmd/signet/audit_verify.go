@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/auditlog"
+	"github.com/signetdev/signet/postgres"
+	"github.com/signetdev/signet/sqlite"
+)
+
+// Defaults of the audit checkpoint settings, relative to the data
+// directory.
+const (
+	defaultCheckpointKeyFile = "audit-checkpoint.key"
+	defaultCheckpointDir     = "checkpoints"
+)
+
+// openAuditStore opens the database at db (a postgres:// URL or a SQLite
+// file) read-only, without migrating it.
+func openAuditStore(ctx context.Context, db string) (signet.Store, error) {
+	if isPostgres(db) {
+		s, err := postgres.OpenReadOnly(ctx, db)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	s, err := sqlite.OpenReadOnly(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// parseAnchor parses SEQ:HASH.
+func parseAnchor(s string) (signet.AuditHead, error) {
+	seq, hash, ok := strings.Cut(s, ":")
+	n, err := strconv.ParseInt(seq, 10, 64)
+	if !ok || err != nil || n < 0 {
+		return signet.AuditHead{}, fmt.Errorf("--after %q: want SEQ:HASH", s)
+	}
+	h, err := signet.ParseAuditHash(hash)
+	if err != nil {
+		return signet.AuditHead{}, fmt.Errorf("--after %q: %w", s, err)
+	}
+	return signet.AuditHead{Seq: n, Hash: h}, nil
+}
+
+// loadCheckpoints reads and checks the checkpoints named by paths: files,
+// or directories whose latest checkpoint signed by pub is taken.
+func loadCheckpoints(env *Env, paths []string, pub ed25519.PublicKey) ([]*auditlog.Checkpoint, error) {
+	var cps []*auditlog.Checkpoint
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		var cp *auditlog.Checkpoint
+		if fi.IsDir() {
+			dir := p
+			var skipped int
+			cp, p, skipped, err = auditlog.LatestCheckpoint(dir, pub)
+			if err != nil {
+				return nil, err
+			}
+			if skipped > 0 {
+				fmt.Fprintf(env.Stderr, "warning: %d file(s) in %s are not checkpoints signed by key %s\n", skipped, dir, auditlog.KeyID(pub))
+			}
+			if cp == nil {
+				return nil, fmt.Errorf("no checkpoint signed by key %s in %s", auditlog.KeyID(pub), dir)
+			}
+		} else {
+			if cp, err = auditlog.ReadCheckpoint(p); err != nil {
+				return nil, err
+			}
+			if err := cp.Verify(pub); err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+		}
+		fmt.Fprintf(env.Stdout, "checkpoint %s: entry %d, hash %s, signed %s by key %s\n",
+			filepath.Base(p), cp.Seq, cp.Hash, cp.Time.Format(time.RFC3339), cp.KeyID)
+		cps = append(cps, cp)
+	}
+	return cps, nil
+}
+
+func newAuditVerifyCmd(env *Env) *cobra.Command {
+	var db, file, pubkey, after string
+	var checkpoints []string
+	cmd := &cobra.Command{
+		Use:   "verify (--db PATH-OR-URL | --file FILE) [--checkpoint FILE-OR-DIR --pubkey FILE]",
+		Short: "Check offline that the audit log is an unbroken hash chain",
+		Long: `Verify the audit log's hash chain, offline: every entry's hash covers its
+fields and the hash of the entry before, sequence numbers run from 1 without
+gaps, and the store's record of its last entry matches. Read a database
+(--db: a SQLite file or a postgres:// URL, opened read-only and never
+migrated) or a JSON-lines export (--file, "-" for standard input, as
+"signet audit export" writes it, unfiltered).
+
+With --checkpoint (a checkpoint file, or a directory whose latest checkpoint
+is used; repeatable) and --pubkey (the checkpoint key's PEM public key, from
+"signet audit pubkey"), the entry at each checkpoint must also have the
+checkpoint's hash, and the log must reach it: this detects a log rewritten
+before the checkpoint, cut short, or restored from an older backup.
+
+The command exits non-zero on the first inconsistency and names the entry.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (db == "") == (file == "") {
+				return usageError{errors.New("give exactly one of --db and --file")}
+			}
+			if len(checkpoints) > 0 && pubkey == "" {
+				return usageError{errors.New("--checkpoint needs --pubkey, the key that signed it")}
+			}
+			var anchor signet.AuditHead
+			if after != "" {
+				var err error
+				if anchor, err = parseAnchor(after); err != nil {
+					return usageError{err}
+				}
+			}
+			var cps []*auditlog.Checkpoint
+			if pubkey != "" {
+				pub, err := auditlog.ReadPublicKey(pubkey)
+				if err != nil {
+					return err
+				}
+				if cps, err = loadCheckpoints(env, checkpoints, pub); err != nil {
+					return err
+				}
+			}
+			var res auditlog.Result
+			var err error
+			if db != "" {
+				var s signet.Store
+				if s, err = openAuditStore(cmd.Context(), db); err != nil {
+					return err
+				}
+				defer s.Close()
+				res, err = auditlog.VerifyStore(cmd.Context(), s, anchor, cps...)
+			} else {
+				var r io.Reader = env.Stdin
+				if file != "-" {
+					f, ferr := os.Open(file)
+					if ferr != nil {
+						return ferr
+					}
+					defer f.Close()
+					r = f
+				}
+				res, err = auditlog.VerifyJSONLines(r, anchor, cps...)
+			}
+			var ve *auditlog.VerifyError
+			if errors.As(err, &ve) {
+				fmt.Fprintf(env.Stdout, "FAILED after %d good entries, in %s\n", res.Entries, res.Elapsed.Round(time.Millisecond))
+				return fmt.Errorf("audit log is not intact: %w", err)
+			}
+			if err != nil {
+				return err
+			}
+			if env.jsonOut {
+				return env.print(struct {
+					Entries     int64            `json:"entries"`
+					Head        signet.AuditHead `json:"head"`
+					Checkpoints int              `json:"checkpoints_matched"`
+					Seconds     float64          `json:"seconds"`
+				}{res.Entries, res.Head, res.Checkpoints, res.Elapsed.Seconds()}, nil, nil)
+			}
+			fmt.Fprintf(env.Stdout, "OK: %d entries verified (up to entry %d, hash %s) in %s",
+				res.Entries, res.Head.Seq, res.Head.Hash, res.Elapsed.Round(time.Millisecond))
+			if len(cps) > 0 {
+				fmt.Fprintf(env.Stdout, "; %d checkpoint(s) matched", res.Checkpoints)
+			}
+			fmt.Fprintln(env.Stdout)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&db, "db", "", "database to verify: SQLite file or postgres://… URL")
+	f.StringVar(&file, "file", "", `JSON-lines export to verify ("-" for standard input)`)
+	f.StringArrayVar(&checkpoints, "checkpoint", nil, "signed checkpoint file, or a directory of them (its latest is used); repeatable")
+	f.StringVar(&pubkey, "pubkey", "", "PEM public key that signed the checkpoints")
+	f.StringVar(&after, "after", "", "the log continues one verified up to entry SEQ with hash HASH (SEQ:HASH), e.g. an export made with --cursor")
+	return cmd
+}
+
+func newAuditPubkeyCmd(env *Env) *cobra.Command {
+	var key, dataDir string
+	cmd := &cobra.Command{
+		Use:   "pubkey",
+		Short: "Print the public key that verifies audit checkpoints",
+		Long: `Print, as PEM, the public half of the audit checkpoint key (by default
+<data-dir>/` + defaultCheckpointKeyFile + `), for "signet audit verify --pubkey". Keep a copy
+where whoever can change signet's database cannot change it.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if key == "" {
+				key = filepath.Join(dataDir, defaultCheckpointKeyFile)
+			}
+			pub, err := auditlog.ReadPublicKey(key)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stderr, "key %s\n", auditlog.KeyID(pub))
+			_, err = env.Stdout.Write(auditlog.MarshalPublicKey(pub))
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "checkpoint key file (default <data-dir>/"+defaultCheckpointKeyFile+")")
+	cmd.Flags().StringVar(&dataDir, "data-dir", DefaultConfig().DataDir, "signet's data directory")
+	return cmd
+}
+
+func newAuditCheckpointCmd(env *Env) *cobra.Command {
+	var db, key, dir, dataDir string
+	cmd := &cobra.Command{
+		Use:   "checkpoint --db PATH-OR-URL",
+		Short: "Verify the audit log since the last checkpoint and write a signed one",
+		Long: `Write one signed checkpoint of the audit log's head, as signet serve does at
+every interval, after verifying the entries since the latest checkpoint in the
+directory signed by the same key (or the whole log). The database is opened
+read-only. The key is created (mode 0600) if it does not exist.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if db == "" {
+				return usageError{errors.New("--db is required")}
+			}
+			if key == "" {
+				key = filepath.Join(dataDir, defaultCheckpointKeyFile)
+			}
+			if dir == "" {
+				dir = filepath.Join(dataDir, defaultCheckpointDir)
+			}
+			k, created, err := auditlog.LoadOrCreateKey(key)
+			if err != nil {
+				return err
+			}
+			if created {
+				fmt.Fprintf(env.Stderr, "created checkpoint key %s (key id %s)\n", key, auditlog.KeyID(k.Public().(ed25519.PublicKey)))
+			}
+			s, err := openAuditStore(cmd.Context(), db)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			c := &auditlog.Checkpointer{Store: s, Key: k, Dir: dir}
+			cp, path, err := c.Checkpoint(cmd.Context())
+			if err != nil {
+				var ve *auditlog.VerifyError
+				if errors.As(err, &ve) {
+					return fmt.Errorf("audit log is not intact, no checkpoint written: %w", err)
+				}
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "%s: entry %d, hash %s\n", path, cp.Seq, cp.Hash)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&db, "db", "", "database: SQLite file or postgres://… URL")
+	f.StringVar(&key, "key", "", "checkpoint key file (default <data-dir>/"+defaultCheckpointKeyFile+")")
+	f.StringVar(&dir, "dir", "", "checkpoint directory (default <data-dir>/"+defaultCheckpointDir+")")
+	f.StringVar(&dataDir, "data-dir", DefaultConfig().DataDir, "signet's data directory")
+	return cmd
+}

@@ -1,0 +1,270 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/auditlog"
+)
+
+// auditTextColumns are the text columns of audit_events, in the order
+// AppendAudit passes them.
+const auditTextColumns = `request_id, actor_user, actor_key, team, action, outcome, code, reason,
+	store, bucket, object_key, upload_id, grant_id, method, client_ip, user_agent, target`
+
+const numAuditText = 17
+
+// lockAuditHead takes the row lock of audit_head, which the transaction
+// keeps until it commits or rolls back, and reads the head of the chain:
+// the Seq (ID) and Hash of the last event appended.
+//
+// Appends therefore run one at a time from here to their commit, across
+// all replicas, and:
+//
+//   - IDs follow commit order. PostgreSQL releases a transaction's locks
+//     only after its commit is visible to new snapshots, so by the time a
+//     transaction can reserve IDs above another's, the other's events are
+//     visible. A reader that sees event n sees every event below n, and
+//     paging with AfterID never skips an event that commits late. A
+//     sequence, whose values are handed out at insert time and not in
+//     commit order, cannot promise that: a transaction holding ID 7 may
+//     commit after a reader has seen ID 8 and moved its cursor past 7.
+//   - IDs have no gaps and the chain no forks: a rolled-back append undoes
+//     its move of the head, and the next append links to the head as the
+//     last committed append left it.
+//   - Under READ COMMITTED, a SELECT FOR UPDATE that waited for the lock
+//     returns the row as the previous holder committed it.
+//
+// The price is that appends do not overlap from the lock to the commit,
+// WAL flush included, so audited commits are bounded by one flush each
+// however many replicas write; signet appends last in its transactions to
+// keep that window short. The counter row was preferred to an advisory
+// lock plus a sequence because it gives gap-free IDs, as SQLite's
+// AUTOINCREMENT does, does not depend on the sequence's CACHE setting, and
+// holds the hash the next append links to.
+const lockAuditHead = `SELECT last_id, hash FROM audit_head FOR UPDATE`
+
+// appendAudit inserts events, from one array per column, and moves the
+// head to $1 (last ID) and $2 (its hash), in one statement.
+const appendAudit = `WITH appended AS (
+		INSERT INTO audit_events (id, occurred_at, expires_at, prev_hash, hash, ` + auditTextColumns + `)
+		SELECT * FROM unnest($3::bigint[], $4::timestamptz[], $5::timestamptz[], $6::bytea[], $7::bytea[],
+			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+			$15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[],
+			$22::text[], $23::text[], $24::text[])
+	)
+	UPDATE audit_head SET last_id = $1, hash = $2`
+
+const auditQuery = `SELECT id, occurred_at, expires_at, prev_hash, hash, ` + auditTextColumns + ` FROM audit_events`
+
+// auditFields returns pointers to e's text fields in the order of
+// auditTextColumns, with code standing in for e.Code.
+func auditFields(e *signet.AuditEvent, code *string) [numAuditText]*string {
+	return [numAuditText]*string{&e.RequestID, &e.ActorUser, &e.ActorKey, &e.Team, &e.Action, &e.Outcome,
+		code, &e.Reason, &e.Store, &e.Bucket, &e.ObjectKey, &e.UploadID, &e.GrantID, &e.Method,
+		&e.ClientIP, &e.UserAgent, &e.Target}
+}
+
+func scanAudit(s scanner) (*signet.AuditEvent, error) {
+	var e signet.AuditEvent
+	var expires *time.Time
+	var prev, hash []byte
+	var text [numAuditText]string
+	dest := []any{&e.ID, &e.Time, &expires, &prev, &hash}
+	for i := range text {
+		dest = append(dest, &text[i])
+	}
+	if err := s.Scan(dest...); err != nil {
+		return nil, err
+	}
+	var code string
+	for i, f := range auditFields(&e, &code) {
+		*f = unescapeText(text[i])
+	}
+	e.Code = signet.Code(code)
+	e.Seq = e.ID
+	e.Time = e.Time.UTC()
+	if expires != nil {
+		e.ExpiresAt = expires.UTC()
+	}
+	// A missing hash reads as zero, which verification reports as a
+	// mismatch at this entry.
+	if len(prev) == len(e.PrevHash) {
+		copy(e.PrevHash[:], prev)
+	}
+	if len(hash) == len(e.Hash) {
+		copy(e.Hash[:], hash)
+	}
+	return &e, nil
+}
+
+// AuditHead returns the Seq and Hash of the last event appended, from
+// audit_head.
+func (t *tx) AuditHead() (signet.AuditHead, error) {
+	var h signet.AuditHead
+	var hash []byte
+	if err := t.queryRow("SELECT last_id, hash FROM audit_head").Scan(&h.Seq, &hash); err != nil {
+		return h, t.fail("postgres.AuditHead", err, "", "")
+	}
+	copy(h.Hash[:], hash)
+	return h, nil
+}
+
+// AppendAudit appends events to the audit log in order, setting their IDs
+// and Seqs (equal), PrevHash and Hash, their Time when zero, and times to
+// the stored precision. Invalid if an event is nil or lacks an Action or
+// Outcome; then none is appended. Every string is kept byte for byte,
+// including NUL and invalid UTF-8 (see escapeText), and hashed as such.
+// It takes two round trips: one to lock and read the head (see
+// lockAuditHead), one to insert the events, chained in between.
+func (t *tx) AppendAudit(events ...*signet.AuditEvent) error {
+	const op = "postgres.AppendAudit"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	for _, e := range events {
+		if e == nil || e.Action == "" || e.Outcome == "" {
+			return invalid(op, "audit event needs an action and an outcome")
+		}
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	var last int64
+	var prev []byte
+	if err := t.queryRow(lockAuditHead).Scan(&last, &prev); err != nil {
+		return t.fail(op, err, "", "")
+	}
+	var head signet.AuditHash
+	copy(head[:], prev)
+
+	n := len(events)
+	ids := make([]int64, n)
+	at := make([]time.Time, n)
+	expires := make([]pgtype.Timestamptz, n)
+	for i, e := range events {
+		ids[i] = last + 1 + int64(i)
+		e.ID, e.Seq = ids[i], ids[i]
+		e.Time = t.stamp(e.Time)
+		at[i] = e.Time
+		if !e.ExpiresAt.IsZero() {
+			e.ExpiresAt = normalize(e.ExpiresAt)
+			expires[i] = pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true}
+		}
+	}
+	head = auditlog.Chain(head, events...)
+
+	prevs := make([][]byte, n)
+	hashes := make([][]byte, n)
+	var text [numAuditText][]string
+	for c := range text {
+		text[c] = make([]string, n)
+	}
+	for i, e := range events {
+		prevs[i], hashes[i] = e.PrevHash[:], e.Hash[:]
+		code := string(e.Code)
+		for c, f := range auditFields(e, &code) {
+			text[c][i] = escapeText(*f)
+		}
+	}
+	args := []any{ids[n-1], head[:], ids, at, expires, prevs, hashes}
+	for c := range text {
+		args = append(args, text[c])
+	}
+	if _, err := t.exec(appendAudit, args...); err != nil {
+		err = t.fail(op, err, "", "")
+		if signet.ErrorCode(err) == signet.Conflict {
+			// Only a change made outside signet puts an event past the
+			// head: fail closed.
+			return signet.E(op, signet.Internal, "internal database error",
+				fmt.Errorf("audit log holds an entry past its recorded head (changed outside signet?): %w", err))
+		}
+		return err
+	}
+	return nil
+}
+
+// Audit returns at most f.Limit events matching f (100 when zero or less,
+// never more than 1000), in ascending ID order.
+func (t *tx) Audit(f signet.AuditFilter) ([]*signet.AuditEvent, error) {
+	const op = "postgres.Audit"
+	if f.Teams != nil && len(f.Teams) == 0 {
+		return nil, nil
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultAuditLimit
+	}
+	limit = min(limit, maxAuditLimit)
+	var b strings.Builder
+	b.WriteString(auditQuery + " WHERE id > $1")
+	args := []any{f.AfterID}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Team != "" {
+		b.WriteString(" AND team = " + arg(escapeText(f.Team)))
+	}
+	if f.Teams != nil {
+		teams := make([]string, len(f.Teams))
+		for i, team := range f.Teams {
+			teams[i] = escapeText(team)
+		}
+		b.WriteString(" AND team = ANY(" + arg(teams) + "::text[])")
+	}
+	if f.Actor != "" {
+		b.WriteString(" AND actor_user = " + arg(escapeText(f.Actor)))
+	}
+	b.WriteString(" ORDER BY id LIMIT " + arg(limit))
+	rows, err := t.query(b.String(), args...)
+	evs, err := collect(rows, err, scanAudit)
+	if err != nil {
+		return nil, t.fail(op, err, "", "")
+	}
+	return evs, nil
+}
+
+// chainExisting runs with migration 0004, which adds the chain: it links
+// the events already in the log, in ID order, as they stand (their IDs
+// become their Seqs), and sets the head. The chain so attests to the
+// entries from the migration on; what happened to them before it cannot
+// be known. IDs were gap-free before (see lockAuditHead), so a gap among
+// them was made by hand, and verification reports it.
+func chainExisting(ctx context.Context, ptx pgx.Tx) error {
+	var head signet.AuditHead
+	for {
+		rows, err := ptx.Query(ctx, auditQuery+" WHERE id > $1 ORDER BY id LIMIT 10000", head.Seq)
+		evs, err := collect(rows, err, scanAudit)
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			break
+		}
+		head.Hash = auditlog.Chain(head.Hash, evs...)
+		ids := make([]int64, len(evs))
+		prevs := make([][]byte, len(evs))
+		hashes := make([][]byte, len(evs))
+		for i, e := range evs {
+			ids[i], prevs[i], hashes[i] = e.ID, e.PrevHash[:], e.Hash[:]
+		}
+		if _, err := ptx.Exec(ctx, `UPDATE audit_events a SET prev_hash = u.prev_hash, hash = u.hash
+			FROM unnest($1::bigint[], $2::bytea[], $3::bytea[]) AS u(id, prev_hash, hash)
+			WHERE a.id = u.id`, ids, prevs, hashes); err != nil {
+			return err
+		}
+		head.Seq = evs[len(evs)-1].Seq
+	}
+	// The head's last_id may be above the last event if events were
+	// deleted by hand; keep it, so that verification reports the gap.
+	_, err := ptx.Exec(ctx, "UPDATE audit_head SET last_id = greatest(last_id, $1), hash = $2", head.Seq, head.Hash[:])
+	return err
+}

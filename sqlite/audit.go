@@ -1,0 +1,218 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/auditlog"
+)
+
+// The audit log is a hash chain (see package auditlog). The one row of
+// audit_head holds the Seq and Hash of the last event appended. An append
+// reads it, numbers its events from the next Seq on (the event's ID is its
+// Seq), links them with auditlog.Chain, inserts them and moves the head,
+// all in the transaction of the Update. Appends are serialised by the
+// single writer, and a function that group commit rolls back to its
+// savepoint takes its rows and its move of the head with it: the next
+// function reads the head as it was, so the chain has no gap and no fork.
+// Nothing is cached outside the transaction, so nothing can go stale.
+
+const insertAudit = `INSERT INTO audit_events (id, occurred_at, request_id, actor_user, actor_key, team,
+		action, outcome, code, reason, store, bucket, object_key, upload_id, grant_id, method,
+		expires_at, client_ip, user_agent, target, prev_hash, hash)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+const auditQuery = `SELECT id, occurred_at, request_id, actor_user, actor_key, team,
+	action, outcome, code, reason, store, bucket, object_key, upload_id, grant_id, method,
+	expires_at, client_ip, user_agent, target, prev_hash, hash
+	FROM audit_events`
+
+func scanAudit(s scanner) (*signet.AuditEvent, error) {
+	var e signet.AuditEvent
+	var at int64
+	var expires sql.NullInt64
+	var prev, hash []byte
+	if err := s.Scan(&e.ID, &at, &e.RequestID, &e.ActorUser, &e.ActorKey, &e.Team,
+		&e.Action, &e.Outcome, &e.Code, &e.Reason, &e.Store, &e.Bucket, &e.ObjectKey, &e.UploadID,
+		&e.GrantID, &e.Method, &expires, &e.ClientIP, &e.UserAgent, &e.Target, &prev, &hash); err != nil {
+		return nil, err
+	}
+	e.Seq = e.ID
+	e.Time = fromMicros(at)
+	if p := fromOptMicros(expires); p != nil {
+		e.ExpiresAt = *p
+	}
+	// A missing or malformed hash reads as zero, which verification
+	// reports as a mismatch at this entry.
+	if len(prev) == len(e.PrevHash) {
+		copy(e.PrevHash[:], prev)
+	}
+	if len(hash) == len(e.Hash) {
+		copy(e.Hash[:], hash)
+	}
+	return &e, nil
+}
+
+// AuditHead returns the Seq and Hash of the last event appended, from
+// audit_head.
+func (t *tx) AuditHead() (signet.AuditHead, error) {
+	var h signet.AuditHead
+	var hash []byte
+	if err := t.queryRow("SELECT last_id, hash FROM audit_head").Scan(&h.Seq, &hash); err != nil {
+		return h, t.fail("sqlite.AuditHead", err, "", "")
+	}
+	copy(h.Hash[:], hash)
+	return h, nil
+}
+
+// AppendAudit appends events to the audit log in order, setting their IDs
+// and Seqs (equal), PrevHash and Hash, their Time when zero, and times to
+// the stored precision. Invalid if an event is nil or lacks an Action or
+// Outcome; then none is appended.
+func (t *tx) AppendAudit(events ...*signet.AuditEvent) error {
+	const op = "sqlite.AppendAudit"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	for _, e := range events {
+		if e == nil || e.Action == "" || e.Outcome == "" {
+			return invalid(op, "audit event needs an action and an outcome")
+		}
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	head, err := t.AuditHead()
+	if err != nil {
+		return err
+	}
+	for i, e := range events {
+		e.ID = head.Seq + 1 + int64(i)
+		e.Seq = e.ID
+		e.Time = t.stamp(e.Time)
+		if !e.ExpiresAt.IsZero() {
+			e.ExpiresAt = normalize(e.ExpiresAt)
+		}
+	}
+	last := auditlog.Chain(head.Hash, events...)
+	if t.audit == nil {
+		st, err := t.tx.PrepareContext(t.ctx, insertAudit)
+		if err != nil {
+			return t.fail(op, err, "", "")
+		}
+		t.audit = st // closed by the transaction's end
+	}
+	for _, e := range events {
+		var expires sql.NullInt64
+		if !e.ExpiresAt.IsZero() {
+			expires = sql.NullInt64{Int64: micros(e.ExpiresAt), Valid: true}
+		}
+		_, err := t.audit.ExecContext(t.ctx, e.ID, micros(e.Time), e.RequestID, e.ActorUser, e.ActorKey, e.Team,
+			e.Action, e.Outcome, string(e.Code), e.Reason, e.Store, e.Bucket, e.ObjectKey, e.UploadID,
+			e.GrantID, e.Method, expires, e.ClientIP, e.UserAgent, e.Target, e.PrevHash[:], e.Hash[:])
+		if err != nil {
+			return t.auditFail(op, err)
+		}
+	}
+	_, err = t.exec("UPDATE audit_head SET last_id = ?, hash = ?", events[len(events)-1].ID, last[:])
+	if err != nil {
+		return t.fail(op, err, "", "")
+	}
+	return nil
+}
+
+// auditFail maps a failed insert into the log. An event already holding
+// the next Seq means the log and its head disagree, which only a change
+// made outside signet causes: the append fails closed, as Internal.
+func (t *tx) auditFail(op string, err error) error {
+	e := t.fail(op, err, "", "")
+	if signet.ErrorCode(e) == signet.Conflict {
+		return signet.E(op, signet.Internal, "internal database error",
+			fmt.Errorf("audit log holds an entry past its recorded head (changed outside signet?): %w", err))
+	}
+	return e
+}
+
+// Audit returns at most f.Limit events matching f (100 when zero or less,
+// never more than 1000), in ascending ID order.
+func (t *tx) Audit(f signet.AuditFilter) ([]*signet.AuditEvent, error) {
+	const op = "sqlite.Audit"
+	if f.Teams != nil && len(f.Teams) == 0 {
+		return nil, nil
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultAuditLimit
+	}
+	limit = min(limit, maxAuditLimit)
+	var b strings.Builder
+	b.WriteString(auditQuery + " WHERE id > ?")
+	args := []any{f.AfterID}
+	if f.Team != "" {
+		b.WriteString(" AND team = ?")
+		args = append(args, f.Team)
+	}
+	if f.Teams != nil {
+		b.WriteString(" AND team IN (?" + strings.Repeat(", ?", len(f.Teams)-1) + ")")
+		for _, team := range f.Teams {
+			args = append(args, team)
+		}
+	}
+	if f.Actor != "" {
+		b.WriteString(" AND actor_user = ?")
+		args = append(args, f.Actor)
+	}
+	b.WriteString(" ORDER BY id LIMIT ?")
+	args = append(args, limit)
+	rows, err := t.query(b.String(), args...)
+	evs, err := collect(rows, err, scanAudit)
+	if err != nil {
+		return nil, t.fail(op, err, "", "")
+	}
+	return evs, nil
+}
+
+// chainExisting runs with migration 0004, which adds the chain: it links
+// the events already in the log, in ID order, as they stand (their IDs
+// become their Seqs), and sets the head. The chain so attests to the
+// entries from the migration on; what happened to them before it cannot
+// be known. IDs were gap-free before (AUTOINCREMENT inside transactions),
+// so a gap among them was made by hand, and verification reports it.
+func chainExisting(ctx context.Context, stx *sql.Tx) error {
+	t := &tx{ctx: ctx, tx: stx}
+	var head signet.AuditHead
+	upd, err := stx.PrepareContext(ctx, "UPDATE audit_events SET prev_hash = ?, hash = ? WHERE id = ?")
+	if err != nil {
+		return err
+	}
+	defer upd.Close()
+	for {
+		rows, err := t.query(auditQuery+" WHERE id > ? ORDER BY id LIMIT 10000", head.Seq)
+		evs, err := collect(rows, err, scanAudit)
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			break
+		}
+		head.Hash = auditlog.Chain(head.Hash, evs...)
+		for _, e := range evs {
+			if _, err := upd.ExecContext(ctx, e.PrevHash[:], e.Hash[:], e.ID); err != nil {
+				return err
+			}
+		}
+		head.Seq = evs[len(evs)-1].Seq
+	}
+	// AUTOINCREMENT's counter is above the last event if events were
+	// deleted by hand; keep it, so that verification reports the gap.
+	_, err = stx.ExecContext(ctx, `UPDATE audit_head SET hash = ?, last_id = max(?,
+		coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'), 0))`, head.Hash[:], head.Seq)
+	if err != nil {
+		return errors.Join(errors.New("setting the audit head"), err)
+	}
+	return nil
+}

@@ -1,0 +1,250 @@
+package sqlite_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/auditlog"
+	"github.com/signetdev/signet/sqlite"
+	"github.com/signetdev/signet/storetest"
+)
+
+// These tests run auditlog's Checkpointer on a real SQLite store, changed
+// behind its back with SQL.
+
+var base = time.Date(2031, 5, 6, 7, 8, 9, 123456000, time.UTC)
+
+func mustKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// wantFault checks that err is a *VerifyError of kind at seq.
+func wantFault(t *testing.T, err error, kind auditlog.Kind, seq int64) {
+	t.Helper()
+	var ve *auditlog.VerifyError
+	if !errors.As(err, &ve) || ve.Kind != kind || ve.Seq != seq {
+		t.Errorf("error = %v; want %s at entry %d", err, kind, seq)
+	}
+}
+
+// openStore opens a SQLite store in a temporary directory.
+func openStore(t *testing.T) (*sqlite.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "signet.db")
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, path
+}
+
+func appendN(t *testing.T, s signet.Store, n int) {
+	t.Helper()
+	evs := make([]*signet.AuditEvent, n)
+	for i := range evs {
+		evs[i] = &signet.AuditEvent{Action: signet.ActionPresignDownload, Outcome: signet.OutcomeAllowed, ObjectKey: "k"}
+	}
+	if err := s.Update(context.Background(), func(tx signet.Tx) error { return tx.AppendAudit(evs...) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rawExec changes the database behind the store's back, as an insider
+// with access to the file would.
+func rawExec(t *testing.T, path, query string, args ...any) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(query, args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+func countFiles(t *testing.T, dir string) int {
+	t.Helper()
+	entries, _ := os.ReadDir(dir)
+	return len(entries)
+}
+
+func TestCheckpointer(t *testing.T) {
+	db, path := openStore(t)
+	dir := filepath.Join(t.TempDir(), "checkpoints")
+	key := mustKey(t)
+	now := base
+	c := &auditlog.Checkpointer{Store: db, Key: key, Dir: dir, Now: func() time.Time { return now }}
+	ctx := context.Background()
+
+	// Empty log.
+	cp, _, err := c.Checkpoint(ctx)
+	if err != nil || cp.Seq != 0 {
+		t.Fatalf("checkpoint of an empty log = %+v, %v", cp, err)
+	}
+	appendN(t, db, 5)
+	now = now.Add(time.Minute)
+	cp, p, err := c.Checkpoint(ctx)
+	if err != nil || cp.Seq != 5 {
+		t.Fatalf("checkpoint = %+v, %v; want seq 5", cp, err)
+	}
+	if back, err := auditlog.ReadCheckpoint(p); err != nil || back.Verify(key.Public().(ed25519.PublicKey)) != nil {
+		t.Errorf("written checkpoint does not verify: %v", err)
+	}
+	// Idle: a new checkpoint of the same head.
+	now = now.Add(time.Minute)
+	if cp2, _, err := c.Checkpoint(ctx); err != nil || cp2.Seq != 5 || cp2.Hash != cp.Hash || !cp2.Time.After(cp.Time) {
+		t.Errorf("idle checkpoint = %+v, %v", cp2, err)
+	}
+	appendN(t, db, 3)
+	now = now.Add(time.Minute)
+	if cp, _, err = c.Checkpoint(ctx); err != nil || cp.Seq != 8 {
+		t.Fatalf("checkpoint = %+v, %v; want seq 8", cp, err)
+	}
+	files := countFiles(t, dir)
+
+	// Entries appended since the last checkpoint are verified before
+	// the next one is signed.
+	appendN(t, db, 3)
+	rawExec(t, path, "UPDATE audit_events SET object_key = 'other' WHERE id = 10")
+	_, _, err = c.Checkpoint(ctx)
+	wantFault(t, err, auditlog.HashMismatch, 10)
+	if n := countFiles(t, dir); n != files {
+		t.Errorf("%d files after a failed check, want %d: a checkpoint was written", n, files)
+	}
+	rawExec(t, path, "UPDATE audit_events SET object_key = 'k' WHERE id = 10")
+	// A restarted checkpointer picks up from the directory and checks the
+	// entry of the last checkpoint.
+	rawExec(t, path, "UPDATE audit_events SET object_key = 'other' WHERE id = 8")
+	c2 := &auditlog.Checkpointer{Store: db, Key: key, Dir: dir}
+	_, _, err = c2.Checkpoint(ctx)
+	wantFault(t, err, auditlog.HashMismatch, 8)
+	rawExec(t, path, "UPDATE audit_events SET object_key = 'k' WHERE id = 8")
+	if cp, _, err := c2.Checkpoint(ctx); err != nil || cp.Seq != 11 {
+		t.Errorf("checkpoint after the damage was undone = %+v, %v; want seq 11", cp, err)
+	}
+	// Entries cut from the tail, head and all.
+	rawExec(t, path, "DELETE FROM audit_events WHERE id > 9")
+	rawExec(t, path, "UPDATE audit_head SET last_id = 9, hash = (SELECT hash FROM audit_events WHERE id = 9)")
+	_, _, err = c2.Checkpoint(ctx)
+	wantFault(t, err, auditlog.Truncated, 11)
+}
+
+// TestCheckpointerRestoredBackup: a database restored from a copy older
+// than the last checkpoint is refused, even once it has grown past it.
+func TestCheckpointerRestoredBackup(t *testing.T) {
+	ctx := context.Background()
+	db, path := openStore(t)
+	dir := filepath.Join(t.TempDir(), "checkpoints")
+	key := mustKey(t)
+	appendN(t, db, 4)
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	copyDB(t, db, path, backup)
+	appendN(t, db, 4)
+	c := &auditlog.Checkpointer{Store: db, Key: key, Dir: dir}
+	if _, _, err := c.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	old, err := sqlite.Open(ctx, backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	c = &auditlog.Checkpointer{Store: old, Key: key, Dir: dir}
+	_, _, err = c.Checkpoint(ctx)
+	wantFault(t, err, auditlog.Truncated, 8)
+	appendN(t, old, 6) // written on after the restore: as long as before, and more
+	_, _, err = c.Checkpoint(ctx)
+	wantFault(t, err, auditlog.CheckpointMismatch, 8)
+}
+
+// copyDB copies the database file after a checkpoint of its WAL.
+func copyDB(t *testing.T, db *sqlite.DB, from, to string) {
+	t.Helper()
+	rawExec(t, from, "PRAGMA wal_checkpoint(TRUNCATE)")
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.Create(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRunCheckpointer(t *testing.T) {
+	db, _ := openStore(t)
+	dir := filepath.Join(t.TempDir(), "checkpoints")
+	appendN(t, db, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- auditlog.RunCheckpointer(ctx, db, mustKey(t), dir, 10*time.Millisecond,
+			slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for countFiles(t, dir) < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("RunCheckpointer = %v, want nil after cancel", err)
+	}
+	if n := countFiles(t, dir); n < 3 {
+		t.Errorf("%d checkpoints written while idle, want at least 3", n)
+	}
+	if strings.Contains(logs.String(), "PRIVATE") {
+		t.Errorf("the log shows the key: %s", logs.String())
+	}
+	if err := auditlog.RunCheckpointer(context.Background(), db, nil, dir, time.Second, nil); err == nil {
+		t.Errorf("RunCheckpointer without a key succeeded")
+	}
+}
+
+// BenchmarkVerify verifies a SQLite log of storetest.AuditBenchEntries
+// entries, opened read-only, as `signet audit verify --db FILE` does.
+func BenchmarkVerify(b *testing.B) {
+	n := storetest.AuditBenchEntries(b)
+	path := filepath.Join(b.TempDir(), "audit.db")
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	db.WriteTimeout = time.Minute
+	storetest.BuildAuditLog(b, db, n)
+	db.Close()
+	if fi, err := os.Stat(path); err == nil {
+		b.Logf("database file: %d MB", fi.Size()>>20)
+	}
+	ro, err := sqlite.OpenReadOnly(context.Background(), path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ro.Close()
+	storetest.BenchmarkVerify(b, ro, n)
+}
