@@ -166,4 +166,3 @@ func verify(clients []*sighttp.Client, file string) int {
 	}
 	return 0
 }
-
