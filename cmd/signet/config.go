@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -32,6 +33,17 @@ type Config struct {
 	// X-Forwarded-For / Forwarded headers are believed. Empty: the client
 	// is always the TCP peer.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// AuditCheckpointKeyFile is the Ed25519 key that signs audit
+	// checkpoints; <data_dir>/audit-checkpoint.key, created on first start,
+	// when empty. Keep it, and its public key, outside the database.
+	AuditCheckpointKeyFile string `yaml:"audit_checkpoint_key_file"`
+	// AuditCheckpointDir receives a signed checkpoint every interval;
+	// <data_dir>/checkpoints when empty. Ship it somewhere signet's
+	// operators cannot rewrite.
+	AuditCheckpointDir string `yaml:"audit_checkpoint_dir"`
+	// AuditCheckpointInterval is how often a checkpoint is signed, even
+	// when idle; 1m when zero.
+	AuditCheckpointInterval time.Duration `yaml:"audit_checkpoint_interval"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text or json.
@@ -73,7 +85,7 @@ func yamlProblem(err error) string {
 	for i, m := range te.Errors {
 		if line, key, ok := strings.Cut(m, "field "); ok && strings.Contains(key, " not found in type") {
 			key, _, _ = strings.Cut(key, " not found")
-			m = line + "unknown key " + fmt.Sprintf("%q", key) + " (known keys: addr, data_dir, db, public_url, secret_key_file, trusted_proxies, log_level, log_format)"
+			m = line + "unknown key " + fmt.Sprintf("%q", key) + " (known keys: addr, data_dir, db, public_url, secret_key_file, trusted_proxies, audit_checkpoint_key_file, audit_checkpoint_dir, audit_checkpoint_interval, log_level, log_format)"
 		}
 		msgs[i] = m
 	}

@@ -151,5 +151,9 @@ func TestCrashKeepsAudit(t *testing.T) {
 	if missing > 0 {
 		t.Errorf("%d of %d answered URLs have no audit record", missing, len(received))
 	}
+	// The audit chain survives the kills: it verifies end to end.
+	if out, err := exec.Command(bin, "audit", "verify", "--db", filepath.Join(dataDir, "signet.db")).CombinedOutput(); err != nil {
+		t.Errorf("audit verify after kill -9: %v\n%s", err, out)
+	}
 	t.Logf("%d URLs answered across 3 kill -9 rounds; all %d recorded", len(received), len(received)-missing)
 }

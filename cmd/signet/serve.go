@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/auditlog"
 	sighttp "github.com/signetdev/signet/http"
 	"github.com/signetdev/signet/postgres"
 	"github.com/signetdev/signet/sqlite"
@@ -121,6 +123,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			filepath.Join(c.DataDir, "admin-token"), token)
 	}
 
+	keyFile := c.AuditCheckpointKeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(c.DataDir, defaultCheckpointKeyFile)
+	}
+	ckKey, created, err := auditlog.LoadOrCreateKey(keyFile)
+	if err != nil {
+		return fmt.Errorf("loading audit checkpoint key: %w", err)
+	}
+	if created {
+		fmt.Fprintf(m.Stdout, "signet: created audit checkpoint key %s; keep its public key outside signet's control:\n%s",
+			keyFile, auditlog.MarshalPublicKey(ckKey.Public().(ed25519.PublicKey)))
+	}
+	ckDir := c.AuditCheckpointDir
+	if ckDir == "" {
+		ckDir = filepath.Join(c.DataDir, defaultCheckpointDir)
+	}
+
 	m.Server = sighttp.NewServer(sighttp.Config{
 		Store: m.DB, Backends: (&backends{local: m.Blob}).Open, Sealer: sealer, Blob: m.Blob, Logger: m.Logger, Now: m.Now,
 		ClientIP: ips,
@@ -131,6 +150,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	var bg context.Context
 	bg, m.stop = context.WithCancel(context.WithoutCancel(ctx))
 	m.bg.Go(func() { m.Server.RunSweeper(bg, SweepInterval) })
+	m.bg.Go(func() { auditlog.RunCheckpointer(bg, m.DB, ckKey, ckDir, c.AuditCheckpointInterval, m.Logger) })
 	m.Logger.Info("signet serving", "addr", m.Addr(), "public_url", public, "data_dir", c.DataDir)
 	return nil
 }
