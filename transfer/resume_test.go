@@ -186,9 +186,12 @@ func TestUploadResume(t *testing.T) {
 		if err != nil {
 			t.Fatalf("UploadFile of the touched file: %v", err)
 		}
-		if res.ResumedParts != 0 || e.store.received.Load() != resumeSize {
+		// Bytes of the cancelled run's in-flight parts may still reach the
+		// store after the counter was reset, so the count is bounded by
+		// those rather than exact; a fresh upload sends every byte.
+		if got := e.store.received.Load(); res.ResumedParts != 0 || got < resumeSize || got > resumeSize+4*5<<20 {
 			t.Errorf("UploadFile of the touched file resumed %d parts and sent %d bytes; want a fresh upload of %d bytes",
-				res.ResumedParts, e.store.received.Load(), resumeSize)
+				res.ResumedParts, got, resumeSize)
 		}
 		if st, err := e.c.UploadState(context.Background(), team, old); err != nil || st.State != signet.UploadAborted {
 			t.Errorf("the superseded session: %v, %v; want it aborted", st, err)
@@ -229,9 +232,10 @@ func TestUploadResume(t *testing.T) {
 		if err != nil {
 			t.Fatalf("UploadFile after the session was aborted: %v", err)
 		}
-		if res.ResumedParts != 0 || e.store.received.Load() != resumeSize {
+		// As above: late bytes of the cancelled run bound the count.
+		if got := e.store.received.Load(); res.ResumedParts != 0 || got < resumeSize || got > resumeSize+4*5<<20 {
 			t.Errorf("UploadFile resumed %d parts and sent %d bytes; want a fresh upload of %d bytes",
-				res.ResumedParts, e.store.received.Load(), resumeSize)
+				res.ResumedParts, got, resumeSize)
 		}
 		if got := e.download(t, "resume/aborted"); !bytes.Equal(got, data) {
 			t.Error("downloaded bytes differ")
