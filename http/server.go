@@ -119,6 +119,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handler.ServeHTTP(w, r)
 }
 
+// ReadHeaderTimeout is how long a client may take to send a request's
+// headers; a slow client (a byte a second) is cut off after it, so it
+// cannot hold connections and goroutines.
+var ReadHeaderTimeout = 10 * time.Second
+
 // HTTPServer returns an *http.Server for s with timeouts that keep slow or
 // idle clients from holding resources. Bodies are not time-limited because
 // the local store receives large uploads.
@@ -126,7 +131,7 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
