@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,7 +38,7 @@ func (b *backends) Open(ctx context.Context, c *signet.Connector, secret map[str
 		}
 		return b.local, nil
 	}
-	key := cacheKey(c, secret)
+	key := cacheKey(c)
 	b.mu.Lock()
 	be, ok := b.cache[key]
 	b.mu.Unlock()
@@ -78,21 +77,14 @@ func (b *backends) Open(ctx context.Context, c *signet.Connector, secret map[str
 	return be, nil
 }
 
-// cacheKey names a connector version and its credentials without holding
-// the secret itself.
-func cacheKey(c *signet.Connector, secret map[string]string) string {
-	h := sha256.New()
+// cacheKey names a connector version. Stored credentials get a new
+// reference each time they are set, and the reference is part of the
+// connector, so the key changes with them without the secret itself
+// being hashed on every request.
+func cacheKey(c *signet.Connector) string {
 	conf, _ := json.Marshal(c)
-	h.Write(conf)
-	names := make([]string, 0, len(secret))
-	for k := range secret {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		h.Write([]byte(strconv.Quote(k) + "=" + strconv.Quote(secret[k]) + "\n"))
-	}
-	return c.Team + "\x00" + hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(conf)
+	return c.Team + "\x00" + hex.EncodeToString(sum[:])
 }
 
 // checkKeys refuses option or credential names a backend does not know, so
