@@ -17,6 +17,11 @@ fakegcs_version="${SIGNET_FAKEGCS_VERSION:-v1.56.1}"
 
 mkdir -p "$bin_dir"
 
+# Concurrent runs (several test suites, or a developer and CI on one
+# machine) wait for each other instead of building MinIO twice.
+exec 9>"$bin_dir/.install.lock"
+flock 9
+
 if [ -x "$bin_dir/minio" ]; then
   echo "testpeer: minio already at $bin_dir/minio; nothing to do"
 else
