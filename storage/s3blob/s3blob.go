@@ -141,6 +141,7 @@ type Backend struct {
 	creds     *aws.CredentialsCache
 	signer    signer
 	client    *s3.Client
+	config    *s3.Client // for Diagnose: signet's identity, never a role session
 	freshness freshness
 
 	listPageSize int32 // parts per ListParts page; the store's default when 0
@@ -236,6 +237,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.HTTPClient != nil {
 		awsCfg.HTTPClient = cfg.HTTPClient
 	}
+	caller := base // signet's own identity, before any role
 	if cfg.RoleARN != "" {
 		if !strings.HasPrefix(cfg.RoleARN, "arn:") || !isPrintable(cfg.RoleARN) {
 			return invalid("role ARN must be an ARN such as arn:aws:iam::123456789012:role/signet")
@@ -313,6 +315,12 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
+	// Bucket configuration checks (Diagnose) read settings a role session
+	// is not allowed to, so they run as signet's own identity.
+	b.config = b.client
+	if cfg.RoleARN != "" {
+		b.config = s3.New(b.client.Options(), func(o *s3.Options) { o.Credentials = caller })
+	}
 	return b, nil
 }
 
