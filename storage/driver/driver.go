@@ -94,3 +94,53 @@ type Multipart interface {
 	// upload does not exist.
 	AbortMultipart(ctx context.Context, bucket, key, uploadID string) error
 }
+
+// ObjectInfo describes one stored object.
+type ObjectInfo struct {
+	Key          string    // full key in the bucket
+	Size         int64     // bytes
+	LastModified time.Time // zero when the store does not say
+	// ETag is the entity tag the store sends with the object (quotes
+	// included), "" when it has none.
+	ETag string
+	// SHA256 is the whole object's SHA-256 when the store knows it (a
+	// checksum the store verified, or the one signet recorded when it
+	// completed a verified upload), else nil. A checksum of the parts'
+	// checksums is not a whole-object SHA-256 and is never reported here.
+	SHA256 []byte
+}
+
+// ListOptions selects one page of a listing.
+type ListOptions struct {
+	// Prefix is the full key prefix (the connector's prefix included):
+	// only keys that start with it are listed.
+	Prefix string
+	// Cursor is "" for the first page, else ListPage.Next of the page
+	// before, from the same listing (same bucket and Prefix).
+	Cursor string
+	// Limit is the most objects the page may hold, 1 to 1000. A page may
+	// hold fewer and still have a Next.
+	Limit int
+}
+
+// ListPage is one page of a listing.
+type ListPage struct {
+	// Objects are in ascending byte order of their keys.
+	Objects []ObjectInfo
+	// Next is the cursor of the next page; "" when the listing is done.
+	Next string
+}
+
+// Lister is implemented by backends that can list the objects of a
+// bucket below a prefix. It is optional: the portable layer finds it by
+// type assertion and answers Unimplemented for backends without it.
+type Lister interface {
+	List(ctx context.Context, bucket string, opts *ListOptions) (*ListPage, error)
+}
+
+// Stater is implemented by backends that can describe one object without
+// reading it, in particular its SHA-256 when the store knows it. NotFound
+// when the object does not exist.
+type Stater interface {
+	Stat(ctx context.Context, bucket, key string) (*ObjectInfo, error)
+}

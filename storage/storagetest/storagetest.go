@@ -106,6 +106,8 @@ func Run(t *testing.T, h *Harness) {
 	t.Run("Checksum", s.testChecksum)
 	t.Run("ClientPrefix", s.testClientPrefix)
 	t.Run("Multipart", s.testMultipart)
+	t.Run("List", s.testList)
+	t.Run("Stat", s.testStat)
 }
 
 // checkTamperRejected proves the store verifies signatures: a PUT with a
