@@ -27,6 +27,7 @@ const (
 	ActionKeyCreate       = "key.create"
 	ActionKeyRevoke       = "key.revoke"
 	ActionConnectorSet    = "connector.set"
+	ActionConnectorCheck  = "connector.check"
 	ActionAuditRead       = "audit.read"
 	ActionBootstrap       = "instance.bootstrap"
 	ActionAuthenticate    = "auth.authenticate"

@@ -97,6 +97,7 @@ func NewServer(cfg Config) *Server {
 	api("DELETE /v1/keys/{id}", s.handleRevokeKey)
 	api("PUT /v1/teams/{team}/connector", s.handleSetConnector)
 	api("GET /v1/teams/{team}/connector", s.handleGetConnector)
+	api("GET /v1/teams/{team}/doctor", s.handleDoctor)
 	api("POST /v1/teams/{team}/presign", s.handlePresign)
 	api("POST /v1/teams/{team}/uploads", s.handleCreateUpload)
 	api("GET /v1/teams/{team}/uploads/{id}", s.handleUploadState)

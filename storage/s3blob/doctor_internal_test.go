@@ -1,0 +1,61 @@
+package s3blob
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// TestCORSRules checks the CORS rule evaluation on its own, since not every
+// S3-compatible test server implements bucket CORS.
+func TestCORSRules(t *testing.T) {
+	rules := []types.CORSRule{
+		{AllowedOrigins: []string{"https://*.example.com"}, AllowedMethods: []string{"get", "HEAD"}, ExposeHeaders: []string{"etag"}},
+		{AllowedOrigins: []string{"https://app.example.com"}, AllowedMethods: []string{"PUT"}},
+		{AllowedOrigins: []string{"*"}, AllowedMethods: []string{"GET"}},
+	}
+	for _, tc := range []struct {
+		origin string
+		want   []string
+	}{
+		{"https://app.example.com", nil},
+		{"https://other.example.com", []string{"https://other.example.com PUT"}},
+		{"https://evil.com", []string{"https://evil.com HEAD", "https://evil.com PUT", "https://evil.com (ETag not exposed)"}},
+		{"http://app.example.com", []string{"http://app.example.com HEAD", "http://app.example.com PUT", "http://app.example.com (ETag not exposed)"}},
+	} {
+		if got := corsMissing(rules, []string{tc.origin}); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: missing %q, want %q", tc.origin, got, tc.want)
+		}
+	}
+	if originMatches("https://*.example.com", "https://example.com") {
+		t.Error("wildcard matched the bare domain")
+	}
+}
+
+func TestDeniedOutside(t *testing.T) {
+	const policy = `{"Statement":[
+	 {"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::b/*","Condition":{"NotIpAddress":{"aws:SourceIp":"9.9.9.9/32"}}},
+	 {"Effect":"Deny","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Condition":{"NotIpAddress":{"aws:SourceIp":"8.8.8.8/32"}}},
+	 {"Effect":"Deny","Action":["s3:*"],"Resource":["arn:aws:s3:::b/other/*"],"Condition":{"NotIpAddress":{"aws:SourceIp":"7.7.7.7/32"}}},
+	 {"Effect":"Deny","Action":["s3:*"],"Resource":["arn:aws:s3:::b/ml/*"],"Condition":{"NotIpAddress":{"aws:SourceIp":["10.1.2.3/16","2001:db8::1"]}}}]}`
+	got, err := deniedOutside(policy, "b", "ml/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"10.1.0.0/16", "2001:db8::1/128"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got, _ := deniedOutside(policy, "b", "ml2/"); got != nil {
+		t.Errorf("prefix ml2/ covered by %q", got)
+	}
+	if got, _ := deniedOutside(policy, "b", "other/x/"); !slices.Equal(got, []string{"7.7.7.7/32"}) {
+		t.Errorf("nested prefix: %q", got)
+	}
+	if _, err := deniedOutside(`{"Statement":[{"Effect":"Deny","Action":"s3:*","Resource":"arn:aws:s3:::b/*","Condition":{"NotIpAddress":{"aws:SourceIp":"nonsense"}}}]}`, "b", ""); err == nil {
+		t.Error("a malformed address was accepted")
+	}
+	if _, err := deniedOutside("not json", "b", ""); err == nil {
+		t.Error("not JSON accepted")
+	}
+}
