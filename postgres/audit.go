@@ -2,13 +2,11 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/auditlog"
@@ -45,7 +43,8 @@ const numAuditText = 17
 // The price is that appends do not overlap from the lock to the commit,
 // WAL flush included, so audited commits are bounded by one flush each
 // however many replicas write; signet appends last in its transactions to
-// keep that window short. The counter row was preferred to an advisory
+// keep that window short, and group commit (commit.go) appends the events
+// of many Updates under one lock and one flush. The counter row was preferred to an advisory
 // lock plus a sequence because it gives gap-free IDs, as SQLite's
 // AUTOINCREMENT does, does not depend on the sequence's CACHE setting, and
 // holds the hash the next append links to.
@@ -122,8 +121,9 @@ func (t *tx) AuditHead() (signet.AuditHead, error) {
 // the stored precision. Invalid if an event is nil or lacks an Action or
 // Outcome; then none is appended. Every string is kept byte for byte,
 // including NUL and invalid UTF-8 (see escapeText), and hashed as such.
-// It takes two round trips: one to lock and read the head (see
-// lockAuditHead), one to insert the events, chained in between.
+// Inside Update the events are inserted at the end of the group commit's
+// batch (see commit.go), and their IDs and hashes are set by the time
+// Update returns.
 func (t *tx) AppendAudit(events ...*signet.AuditEvent) error {
 	const op = "postgres.AppendAudit"
 	if err := t.writable(op); err != nil {
@@ -137,58 +137,7 @@ func (t *tx) AppendAudit(events ...*signet.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	var last int64
-	var prev []byte
-	if err := t.queryRow(lockAuditHead).Scan(&last, &prev); err != nil {
-		return t.fail(op, err, "", "")
-	}
-	var head signet.AuditHash
-	copy(head[:], prev)
-
-	n := len(events)
-	ids := make([]int64, n)
-	at := make([]time.Time, n)
-	expires := make([]pgtype.Timestamptz, n)
-	for i, e := range events {
-		ids[i] = last + 1 + int64(i)
-		e.ID, e.Seq = ids[i], ids[i]
-		e.Time = t.stamp(e.Time)
-		at[i] = e.Time
-		if !e.ExpiresAt.IsZero() {
-			e.ExpiresAt = normalize(e.ExpiresAt)
-			expires[i] = pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true}
-		}
-	}
-	head = auditlog.Chain(head, events...)
-
-	prevs := make([][]byte, n)
-	hashes := make([][]byte, n)
-	var text [numAuditText][]string
-	for c := range text {
-		text[c] = make([]string, n)
-	}
-	for i, e := range events {
-		prevs[i], hashes[i] = e.PrevHash[:], e.Hash[:]
-		code := string(e.Code)
-		for c, f := range auditFields(e, &code) {
-			text[c][i] = escapeText(*f)
-		}
-	}
-	args := []any{ids[n-1], head[:], ids, at, expires, prevs, hashes}
-	for c := range text {
-		args = append(args, text[c])
-	}
-	if _, err := t.exec(appendAudit, args...); err != nil {
-		err = t.fail(op, err, "", "")
-		if signet.ErrorCode(err) == signet.Conflict {
-			// Only a change made outside signet puts an event past the
-			// head: fail closed.
-			return signet.E(op, signet.Internal, "internal database error",
-				fmt.Errorf("audit log holds an entry past its recorded head (changed outside signet?): %w", err))
-		}
-		return err
-	}
-	return nil
+	return t.appendAudit(events)
 }
 
 // Audit returns at most f.Limit events matching f (100 when zero or less,

@@ -7,8 +7,9 @@
 // and read back in UTC; the create methods update the caller's struct to
 // the stored values.
 //
-// Update runs a READ COMMITTED transaction and View a REPEATABLE READ READ
-// ONLY one. Where READ COMMITTED alone would let two replicas race, the
+// Update runs a READ COMMITTED transaction, shared by concurrent Updates
+// (group commit, see commit.go), and View a REPEATABLE READ READ ONLY
+// one. Where READ COMMITTED alone would let two replicas race, the
 // store locks: audit appends serialise on the one row of audit_head, which
 // also hands out their IDs, so IDs follow commit order; connector changes
 // serialise on a transaction-scoped advisory lock, so the overlap check
@@ -27,6 +28,8 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -72,6 +75,14 @@ type DB struct {
 
 	pool     *pgxpool.Pool
 	readOnly bool // opened by OpenReadOnly
+
+	// Group commit (commit.go).
+	queue      chan *request // Updates waiting for the writer
+	closing    chan struct{} // closed by Close
+	writerDone chan struct{} // closed when the writer has stopped
+	closeOnce  sync.Once
+	commits    atomic.Int64
+	grouped    atomic.Int64
 }
 
 // Open connects to the database at url (a postgres:// URL as pgx accepts
@@ -142,6 +153,7 @@ func connect(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, storeError(op, err, "")
 	}
+	db.startWriter()
 	return db, nil
 }
 
@@ -165,6 +177,7 @@ func configure(c *pgx.ConnConfig) {
 // Close closes the database. It waits for transactions in progress;
 // Updates after Close return Unavailable. It always returns nil.
 func (db *DB) Close() error {
+	db.stopWriter()
 	db.pool.Close()
 	return nil
 }
@@ -184,41 +197,6 @@ func (db *DB) withWriteTimeout(ctx context.Context) (context.Context, context.Ca
 		return context.WithTimeout(ctx, db.WriteTimeout)
 	}
 	return ctx, func() {}
-}
-
-// Update runs fn in a read-write READ COMMITTED transaction and commits it
-// durably when fn returns nil; otherwise it rolls back and returns fn's
-// error unchanged. If the transaction cannot finish, waiting for locks
-// included, within WriteTimeout, or the database fails, Update returns an
-// Unavailable error and nothing is committed, unless the connection was
-// lost during the commit itself, whose outcome the client cannot know.
-// If fn carried on after a statement failed and returns nil, Update
-// returns Internal: PostgreSQL has rolled the transaction back.
-func (db *DB) Update(ctx context.Context, fn func(signet.Tx) error) error {
-	const op = "postgres.Update"
-	if db.readOnly {
-		return errReadOnly(op)
-	}
-	ctx, cancel := db.withWriteTimeout(ctx)
-	defer cancel()
-	ptx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadWrite})
-	if err != nil {
-		return storeError(op, withContext(ctx, err), "")
-	}
-	defer rollback(ptx)
-	t := &tx{ctx: ctx, db: db, tx: ptx}
-	if err := fn(t); err != nil {
-		return err
-	}
-	if err := ptx.Commit(ctx); err != nil {
-		if errors.Is(err, pgx.ErrTxCommitRollback) {
-			// A statement failed and fn carried on regardless: PostgreSQL
-			// has rolled the whole transaction back.
-			return signet.E(op, signet.Internal, "internal database error", err)
-		}
-		return storeError(op, withContext(ctx, err), "")
-	}
-	return nil
 }
 
 // View runs fn in a REPEATABLE READ READ ONLY transaction, which sees one

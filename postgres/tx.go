@@ -33,6 +33,12 @@ type tx struct {
 	db       *DB
 	tx       pgx.Tx
 	readOnly bool
+
+	// Set inside Update's group commit (commit.go).
+	batch     *batch
+	req       *request
+	savepoint bool                 // the function's savepoint is open
+	pending   []*signet.AuditEvent // appended, not yet inserted
 }
 
 var _ signet.Tx = (*tx)(nil)
@@ -48,14 +54,23 @@ func (t *tx) writable(op string) error {
 }
 
 func (t *tx) exec(query string, args ...any) (pgconn.CommandTag, error) {
+	if err := t.prepare(); err != nil {
+		return pgconn.CommandTag{}, err
+	}
 	return t.tx.Exec(t.ctx, query, args...)
 }
 
 func (t *tx) query(query string, args ...any) (pgx.Rows, error) {
+	if err := t.prepare(); err != nil {
+		return nil, err
+	}
 	return t.tx.Query(t.ctx, query, args...)
 }
 
 func (t *tx) queryRow(query string, args ...any) pgx.Row {
+	if err := t.prepare(); err != nil {
+		return errRow{err}
+	}
 	return t.tx.QueryRow(t.ctx, query, args...)
 }
 

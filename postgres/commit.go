@@ -1,0 +1,393 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/auditlog"
+)
+
+// Group commit, as in the sqlite package. Every Update is handed to one
+// writer goroutine per DB, which runs the functions waiting at that moment
+// one after another in a single READ COMMITTED transaction and commits
+// them with one WAL flush. Each function runs inside its own savepoint, so
+// one that fails is rolled back alone; a commit that fails fails every
+// function in the batch.
+//
+// What makes it pay on PostgreSQL is where the audit events go. Appends
+// serialise on the row lock of audit_head from the lock to the commit,
+// WAL flush included (see lockAuditHead), so one transaction per request
+// means one flush per request, across all replicas. Here AppendAudit only
+// checks and stamps the events and keeps them in memory; when the function
+// returns nil they join the batch's list, and at the end of the batch the
+// writer locks the head once, chains the whole list and inserts it in one
+// statement, just before the commit. A batch of presign requests, which
+// issue no statement of their own inside Update, costs four round trips
+// (BEGIN, lock, insert, COMMIT) and one flush however many requests it
+// carries; savepoints are opened only by functions that issue statements,
+// at their first one.
+//
+// A function that issues a statement after its own AppendAudit (AuditHead,
+// say) has its pending events inserted first, inside its savepoint, so it
+// reads its own appends. It does not see the audit events of the earlier
+// functions of the batch, which are inserted at the end; it does see their
+// other changes. Taking the head lock last also keeps the lock order of
+// one Update per transaction (its other locks, then the head), so batches
+// of several replicas do not deadlock on it.
+
+// maxBatch bounds how many Updates share one transaction.
+const maxBatch = 256
+
+// Request states: a request can be cancelled only while it waits.
+const (
+	waiting int32 = iota
+	running
+	cancelled
+)
+
+type request struct {
+	ctx   context.Context // the caller's, bounded by WriteTimeout
+	fn    func(signet.Tx) error
+	state atomic.Int32
+	err   error         // fn's error, then the commit's
+	done  chan struct{} // closed when err is final
+}
+
+// batch is the state one writer transaction shares among its functions.
+type batch struct {
+	events []*signet.AuditEvent // appended by functions that returned nil, in order
+	err    error                // set when the transaction itself failed
+}
+
+// Update runs fn in a read-write READ COMMITTED transaction and commits it
+// durably when fn returns nil; otherwise it rolls back fn's changes and
+// returns fn's error unchanged. Updates from concurrent callers may share
+// one transaction and one commit (group commit, above), but each one's
+// changes commit or roll back as a unit. If fn cannot start, or its commit
+// be made durable, within WriteTimeout, or the database fails, Update
+// returns an Unavailable error and none of fn's changes are committed,
+// unless the connection was lost during the commit itself, whose outcome
+// the client cannot know. If fn carried on after a statement failed and
+// returns nil, Update returns Internal: PostgreSQL has rolled fn's changes
+// back.
+func (db *DB) Update(ctx context.Context, fn func(signet.Tx) error) error {
+	const op = "postgres.Update"
+	if db.readOnly {
+		return errReadOnly(op)
+	}
+	ctx, cancel := db.withWriteTimeout(ctx)
+	defer cancel()
+	r := &request{ctx: ctx, fn: fn, done: make(chan struct{})}
+	select {
+	case db.queue <- r:
+	case <-db.closing:
+		return signet.E(op, signet.Unavailable, "audit store unavailable: database is closed", nil)
+	case <-ctx.Done():
+		return storeError(op, ctx.Err(), "")
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(waiting, cancelled) {
+			return storeError(op, ctx.Err(), "")
+		}
+		// fn already runs: its outcome is decided by the commit, which
+		// is itself bounded by WriteTimeout; report that outcome.
+		<-r.done
+		return r.err
+	}
+}
+
+// startWriter starts the goroutine that runs Updates.
+func (db *DB) startWriter() {
+	db.queue = make(chan *request)
+	db.closing = make(chan struct{})
+	db.writerDone = make(chan struct{})
+	go db.writer()
+}
+
+// stopWriter stops the writer after the batch in progress.
+func (db *DB) stopWriter() {
+	if db.queue == nil {
+		return
+	}
+	db.closeOnce.Do(func() { close(db.closing) })
+	<-db.writerDone
+}
+
+// writer runs batches of Updates until the database is closed.
+func (db *DB) writer() {
+	defer close(db.writerDone)
+	reqs := make([]*request, 0, maxBatch)
+	for {
+		select {
+		case r := <-db.queue:
+			reqs = append(reqs[:0], r)
+		case <-db.closing:
+			return
+		}
+	fill:
+		for len(reqs) < maxBatch {
+			select {
+			case r := <-db.queue:
+				reqs = append(reqs, r)
+			default:
+				break fill
+			}
+		}
+		db.runBatch(reqs)
+		clear(reqs) // let the requests go
+	}
+}
+
+// runBatch runs the waiting requests of reqs in one transaction.
+func (db *DB) runBatch(reqs []*request) {
+	const op = "postgres.Update"
+	var live []*request
+	for _, r := range reqs {
+		if r.state.CompareAndSwap(waiting, running) {
+			live = append(live, r)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	finish := func(err error) {
+		for _, r := range live {
+			if r.err == nil {
+				r.err = err
+			}
+			close(r.done)
+		}
+	}
+	ctx, cancel := db.withWriteTimeout(context.Background())
+	defer cancel()
+	ptx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadWrite})
+	if err != nil {
+		finish(storeError(op, withContext(ctx, err), ""))
+		return
+	}
+	defer rollback(ptx)
+	b := &batch{}
+	ok := 0
+	for _, r := range live {
+		// fn's statements run under the batch's deadline, not the
+		// caller's: a caller that goes away must not cancel (and so
+		// abort) the transaction the others share. A caller whose
+		// deadline passed meanwhile gets nothing committed.
+		t := &tx{ctx: ctx, db: db, tx: ptx, batch: b, req: r}
+		r.err = run(r.fn, t)
+		if r.err == nil && r.ctx.Err() != nil {
+			r.err = storeError(op, r.ctx.Err(), "")
+		}
+		if b.err == nil {
+			if err := t.endSavepoint(r.err == nil); err != nil {
+				if r.err == nil && signet.ErrorCode(err) == signet.Internal {
+					r.err = err // fn went on after a failed statement; rolled back alone
+				} else {
+					b.err = err
+				}
+			}
+		}
+		if b.err != nil {
+			finish(b.err)
+			return
+		}
+		if r.err == nil {
+			ok++
+			b.events = append(b.events, t.pending...)
+		}
+	}
+	if ok == 0 {
+		finish(nil) // every fn failed; nothing to commit
+		return
+	}
+	if len(b.events) > 0 {
+		if err := insertAudit(ctx, ptx, b.events); err != nil {
+			finish(err)
+			return
+		}
+	}
+	db.commits.Add(1)
+	db.grouped.Add(int64(ok))
+	if err := ptx.Commit(ctx); err != nil {
+		finish(storeError(op, withContext(ctx, err), ""))
+		return
+	}
+	finish(nil)
+}
+
+// run calls fn, turning a panic into an Internal error so that one bad
+// caller cannot stop the writer.
+func run(fn func(signet.Tx) error, t *tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = signet.E("postgres.Update", signet.Internal, "internal error", fmt.Errorf("panic in Update: %v", p))
+		}
+	}()
+	return fn(t)
+}
+
+// prepare runs before each statement of a batched function: it opens the
+// function's savepoint at its first statement and inserts the events the
+// function appended so far, so that its statements see them.
+func (t *tx) prepare() error {
+	if t.batch == nil {
+		return nil
+	}
+	if t.batch.err != nil {
+		return t.batch.err
+	}
+	if !t.savepoint {
+		if _, err := t.tx.Exec(t.ctx, "SAVEPOINT u"); err != nil {
+			t.batch.err = storeError("postgres.Update", withContext(t.ctx, err), "")
+			return t.batch.err
+		}
+		t.savepoint = true
+	}
+	if len(t.pending) > 0 {
+		evs := t.pending
+		t.pending = nil
+		if err := insertAudit(t.ctx, t.tx, evs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// endSavepoint releases the function's savepoint, if it opened one, or
+// rolls back to it. A release that fails because a statement failed and
+// the function carried on rolls back instead and returns Internal; any
+// other failure is the transaction's.
+func (t *tx) endSavepoint(keep bool) error {
+	const op = "postgres.Update"
+	if !t.savepoint {
+		return nil
+	}
+	if keep {
+		_, err := t.tx.Exec(t.ctx, "RELEASE SAVEPOINT u")
+		if err == nil {
+			return nil
+		}
+		if _, rerr := t.tx.Exec(t.ctx, "ROLLBACK TO SAVEPOINT u; RELEASE SAVEPOINT u"); rerr != nil {
+			return storeError(op, withContext(t.ctx, rerr), "")
+		}
+		if t.ctx.Err() != nil {
+			return storeError(op, withContext(t.ctx, err), "")
+		}
+		return signet.E(op, signet.Internal, "internal database error", err)
+	}
+	if _, err := t.tx.Exec(t.ctx, "ROLLBACK TO SAVEPOINT u; RELEASE SAVEPOINT u"); err != nil {
+		return storeError(op, withContext(t.ctx, err), "")
+	}
+	return nil
+}
+
+// errRow is a pgx.Row that fails with err.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// Stats counts the writer's work since Open.
+type Stats struct {
+	Commits int64 // transactions the writer committed (or tried to)
+	Updates int64 // successful Update calls those transactions carried
+}
+
+// Stats reports how many commits carried how many Updates: the ratio is
+// what group commit saves.
+func (db *DB) Stats() Stats {
+	return Stats{Commits: db.commits.Load(), Updates: db.grouped.Load()}
+}
+
+// appendAudit checks nothing (AppendAudit did) and stamps events; inside a
+// batch it keeps them for the batch's end, see above.
+func (t *tx) appendAudit(events []*signet.AuditEvent) error {
+	const op = "postgres.AppendAudit"
+	for _, e := range events {
+		e.Time = t.stamp(e.Time)
+		if !e.ExpiresAt.IsZero() {
+			e.ExpiresAt = normalize(e.ExpiresAt)
+		}
+	}
+	if t.batch == nil {
+		return insertAudit(t.ctx, t.tx, events)
+	}
+	// Fail now, as an insert would, once the transaction or the caller
+	// has run out of time.
+	if err := t.ctx.Err(); err != nil {
+		return storeError(op, err, "")
+	}
+	if err := t.req.ctx.Err(); err != nil {
+		return storeError(op, err, "")
+	}
+	if t.batch.err != nil {
+		return t.batch.err
+	}
+	t.pending = append(t.pending, events...)
+	return nil
+}
+
+// insertAudit appends stamped events to the log in ptx: it locks and reads
+// the head (see lockAuditHead), numbers and chains the events, and inserts
+// them and moves the head in one statement. Two round trips.
+func insertAudit(ctx context.Context, ptx pgx.Tx, events []*signet.AuditEvent) error {
+	const op = "postgres.AppendAudit"
+	var last int64
+	var prev []byte
+	if err := ptx.QueryRow(ctx, lockAuditHead).Scan(&last, &prev); err != nil {
+		return storeError(op, withContext(ctx, err), "")
+	}
+	var head signet.AuditHash
+	copy(head[:], prev)
+
+	n := len(events)
+	ids := make([]int64, n)
+	at := make([]time.Time, n)
+	expires := make([]pgtype.Timestamptz, n)
+	for i, e := range events {
+		ids[i] = last + 1 + int64(i)
+		e.ID, e.Seq = ids[i], ids[i]
+		at[i] = e.Time
+		if !e.ExpiresAt.IsZero() {
+			expires[i] = pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true}
+		}
+	}
+	head = auditlog.Chain(head, events...)
+
+	prevs := make([][]byte, n)
+	hashes := make([][]byte, n)
+	var text [numAuditText][]string
+	for c := range text {
+		text[c] = make([]string, n)
+	}
+	for i, e := range events {
+		prevs[i], hashes[i] = e.PrevHash[:], e.Hash[:]
+		code := string(e.Code)
+		for c, f := range auditFields(e, &code) {
+			text[c][i] = escapeText(*f)
+		}
+	}
+	args := []any{ids[n-1], head[:], ids, at, expires, prevs, hashes}
+	for c := range text {
+		args = append(args, text[c])
+	}
+	if _, err := ptx.Exec(ctx, appendAudit, args...); err != nil {
+		err = storeError(op, withContext(ctx, err), "")
+		if signet.ErrorCode(err) == signet.Conflict {
+			// Only a change made outside signet puts an event past the
+			// head: fail closed.
+			return signet.E(op, signet.Internal, "internal database error",
+				fmt.Errorf("audit log holds an entry past its recorded head (changed outside signet?): %w", err))
+		}
+		return err
+	}
+	return nil
+}
