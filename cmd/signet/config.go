@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -84,10 +85,50 @@ func yamlProblem(err error) string {
 	msgs := make([]string, len(te.Errors))
 	for i, m := range te.Errors {
 		if line, key, ok := strings.Cut(m, "field "); ok && strings.Contains(key, " not found in type") {
-			key, _, _ = strings.Cut(key, " not found")
-			m = line + "unknown key " + fmt.Sprintf("%q", key) + " (known keys: addr, data_dir, db, public_url, secret_key_file, trusted_proxies, audit_checkpoint_key_file, audit_checkpoint_dir, audit_checkpoint_interval, log_level, log_format)"
+			key, typ, _ := strings.Cut(key, " not found in type ")
+			m = line + "unknown key " + fmt.Sprintf("%q", key)
+			if known := knownKeys(typ); known != "" {
+				m += " (known keys: " + known + ")"
+			}
 		}
 		msgs[i] = m
 	}
 	return strings.Join(msgs, "; ")
+}
+
+// configTypes are the structs a config file decodes into, by the name
+// yaml's errors give them.
+var configTypes = map[string]reflect.Type{}
+
+func init() {
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || configTypes[t.String()] != nil || t.PkgPath() != reflect.TypeFor[Config]().PkgPath() {
+			return
+		}
+		configTypes[t.String()] = t
+		for f := range t.Fields() {
+			walk(f.Type)
+		}
+	}
+	walk(reflect.TypeFor[Config]())
+}
+
+// knownKeys lists the YAML keys of the config struct named typ, or "" for
+// a type that is not one.
+func knownKeys(typ string) string {
+	t, ok := configTypes[strings.TrimSpace(typ)]
+	if !ok {
+		return ""
+	}
+	var keys []string
+	for f := range t.Fields() {
+		if k, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); k != "" && k != "-" {
+			keys = append(keys, k)
+		}
+	}
+	return strings.Join(keys, ", ")
 }
