@@ -60,6 +60,11 @@ type Options struct {
 	// MaxObjectSize limits uploads whose URL binds no size. Zero means
 	// storage.MaxObjectSize (5 TiB).
 	MaxObjectSize int64
+	// Revoked, when set, is asked on every use of a URL that passed all
+	// other checks whether its grant was revoked; a revoked URL is refused
+	// with 403 "revoked", and an error refuses it with 503
+	// "revocation_unknown" (fail closed).
+	Revoked RevokedFunc
 }
 
 // Store is a local blob store. It implements driver.Backend,
@@ -72,6 +77,7 @@ type Store struct {
 	log      *slog.Logger
 	clientIP func(*http.Request) netip.Addr
 	maxSize  int64
+	revoked  RevokedFunc
 	// Striped locks: uploadLocks serialize changes to one upload and
 	// objectLocks the final renames of one object. A holder of an upload lock
 	// may take an object lock, never the other way round.
@@ -107,6 +113,7 @@ func Open(root string, opts Options) (*Store, error) {
 		log:      opts.Logger,
 		clientIP: opts.ClientIP,
 		maxSize:  opts.MaxObjectSize,
+		revoked:  opts.Revoked,
 	}
 	u, err := url.Parse(opts.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||

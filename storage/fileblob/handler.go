@@ -110,6 +110,9 @@ func (s *Store) serve(w http.ResponseWriter, r *http.Request, a *access, ip neti
 	if p != nil {
 		return p
 	}
+	if p := s.checkRevoked(r.Context(), c); p != nil {
+		return p
+	}
 	switch {
 	case r.Method != http.MethodPut:
 		return s.get(w, r, c)
