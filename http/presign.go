@@ -29,6 +29,10 @@ type PresignRequest struct {
 	// ExpiresIn is the requested lifetime in whole seconds; absent means
 	// the team's cap for the operation.
 	ExpiresIn *int64 `json:"expires_in,omitempty"`
+	// WithSHA256, for downloads, asks signet to look each object up in
+	// the store and answer its size, ETag and, when the store knows it,
+	// SHA-256 with its URL (a missing object is then NotFound).
+	WithSHA256 bool `json:"with_sha256,omitempty"`
 }
 
 // ObjectRequest names one object, relative to the team's space. Size,
@@ -54,6 +58,13 @@ type ObjectResult struct {
 	Headers   map[string]string `json:"headers,omitempty"`
 	ExpiresAt *time.Time        `json:"expires_at,omitempty"`
 	Error     *ObjectError      `json:"error,omitempty"`
+	// Size, ETag and SHA256 (hex) describe the object as the store holds
+	// it, for downloads asked WithSHA256: the URL's bytes should match
+	// SHA256 while the object's ETag is ETag. SHA256 is absent when the
+	// store does not know it.
+	Size   *int64 `json:"size,omitempty"`
+	ETag   string `json:"etag,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // PresignResponse holds one result per requested object, in request order.
@@ -137,6 +148,9 @@ func connector(tx signet.Tx, team string) (*signet.Connector, *signet.Credential
 	if signet.ErrorCode(err) == signet.NotFound {
 		return nil, nil, signet.Errorf(signet.NotFound, "team %q has no storage connector", team)
 	}
+	if err == nil {
+		c, err = withTeamNetworks(tx, c)
+	}
 	if err != nil || c.CredentialsRef == "" {
 		return c, nil, err
 	}
@@ -175,6 +189,9 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 	if err == nil && len(req.Objects) == 0 {
 		err = signet.Errorf(signet.Invalid, "objects must name at least one object")
 	}
+	if err == nil && req.WithSHA256 && method != http.MethodGet {
+		err = signet.Errorf(signet.Invalid, "with_sha256 applies to downloads only")
+	}
 	if err == nil && len(req.Objects) > MaxBatch {
 		err = signet.Errorf(signet.TooLarge, "at most %d objects per request", MaxBatch)
 	}
@@ -196,6 +213,10 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	var stats []statResult
+	if req.WithSHA256 {
+		stats = statObjects(r.Context(), acc.bucket, req.Objects)
+	}
 	results := make([]ObjectResult, len(req.Objects))
 	events := make([]*signet.AuditEvent, len(req.Objects))
 	failed := 0
@@ -211,11 +232,15 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 			opts.GrantID = signet.NewID(10)
 			u, err = acc.sign(r.Context(), o.Key, opts)
 		}
+		if err == nil && stats != nil {
+			err = applyStat(&results[i], stats[i])
+		}
 		if err != nil {
 			if c := signet.ErrorCode(err); c == signet.Internal || c == signet.Unavailable {
 				s.logger.ErrorContext(r.Context(), "signing", "request_id", requestID(r), "err", err)
 			}
 			markFailed(&oev, err)
+			results[i] = ObjectResult{Key: o.Key}
 			results[i].Error = &ObjectError{Code: string(signet.ErrorCode(err)), Message: signet.ErrorMessage(err)}
 			failed++
 		} else {

@@ -112,6 +112,12 @@ type downloader struct {
 	validator string // ETag (or Last-Modified) of the first answer
 	total     int64  // object size, -1 until known
 	want      []byte // the SHA-256 the store reported, if any
+
+	// What signet's first presign answer said of the object, when the
+	// store could be asked: its SHA-256 (nil when unknown) and ETag.
+	looked   bool
+	statSHA  []byte
+	statETag string
 }
 
 func newDownloader(op string, c *sighttp.Client, team, key string, o *Options) (*downloader, error) {
@@ -123,9 +129,43 @@ func newDownloader(op string, c *sighttp.Client, team, key string, o *Options) (
 		job:   job{op: op, c: c, team: team, key: key, o: opts, prog: newProgress(opts.Progress, -1)},
 		total: -1,
 	}
-	req := &sighttp.PresignRequest{Operation: "download", Objects: []sighttp.ObjectRequest{{Key: key}}}
-	d.src = &urlSource{sign: func(ctx context.Context) (*target, error) { return d.presign(ctx, req) }}
+	req := &sighttp.PresignRequest{Operation: "download", Objects: []sighttp.ObjectRequest{{Key: key}}, WithSHA256: true}
+	d.src = &urlSource{sign: func(ctx context.Context) (*target, error) { return d.presignLookup(ctx, req) }}
 	return d, nil
+}
+
+// presignLookup asks for a download URL together with what the store
+// knows of the object (its SHA-256, recorded when signet completed a
+// verified upload, and its ETag), and keeps the first answer's.
+func (d *downloader) presignLookup(ctx context.Context, req *sighttp.PresignRequest) (*target, error) {
+	var resp *sighttp.PresignResponse
+	err := d.api(ctx, func() (err error) {
+		resp, err = d.c.Presign(ctx, d.team, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Objects) != 1 {
+		return nil, d.errorf(signet.Internal, nil, "server answered %d results for one object", len(resp.Objects))
+	}
+	r := &resp.Objects[0]
+	t, err := d.objectTarget(r, http.MethodGet)
+	if err != nil {
+		return nil, err
+	}
+	var sum []byte
+	if r.SHA256 != "" {
+		if sum, err = hex.DecodeString(r.SHA256); err != nil || len(sum) != sha256.Size {
+			return nil, d.errorf(signet.Internal, nil, "server answered a malformed sha256 for %s", d.name())
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.looked {
+		d.looked, d.statSHA, d.statETag = true, sum, r.ETag
+	}
+	return t, nil
 }
 
 // size returns the object's size, or -1 while it is unknown.
@@ -335,6 +375,15 @@ func (d *downloader) check(what string, resp *http.Response) (int64, error) {
 	if d.validator == "" {
 		d.validator = v
 		d.want = storeSHA256(resp.Header)
+		if d.statSHA != nil {
+			// The SHA-256 signet reported describes the object whose ETag
+			// it reported; another ETag means the object was replaced
+			// between the look-up and this answer.
+			if e := resp.Header.Get("ETag"); d.statETag != "" && e != "" && strings.Trim(e, `"`) != strings.Trim(d.statETag, `"`) {
+				return 0, d.errorf(signet.Conflict, nil, "%s changed during the download", d.name())
+			}
+			d.want = d.statSHA
+		}
 	}
 	if d.total < 0 {
 		d.total = total

@@ -466,16 +466,36 @@ func TestDownloadChecksum(t *testing.T) {
 		}
 	})
 
+	t.Run("ErrMismatchLookedUp", func(t *testing.T) {
+		// The store's answers carry no checksum, but signet looked the
+		// object up when it signed the URL: other bytes are still refused.
+		e.faults.set(nil, func(req *http.Request, resp *http.Response) *http.Response {
+			resp.Header.Del("ETag")
+			if req.Method == http.MethodGet {
+				resp.Body = &flipBody{r: resp.Body, at: 5}
+			}
+			return resp
+		})
+		defer e.faults.set(nil, nil)
+		_, err := transfer.Download(ctx, e.c, team, "obj", io.Discard, &transfer.Options{HTTP: e.HTTP})
+		if code := signet.ErrorCode(err); code != signet.ChecksumMismatch {
+			t.Errorf("Download: code %q (%v), want %q", code, err, signet.ChecksumMismatch)
+		}
+	})
+
 	t.Run("NoChecksum", func(t *testing.T) {
-		// A store that reports no SHA-256: the download succeeds and says
-		// it could not be verified.
+		// Neither the store's answers nor signet report a SHA-256 (a
+		// store that does not know it): the download succeeds and says it
+		// could not be verified.
 		e.faults.set(nil, func(req *http.Request, resp *http.Response) *http.Response {
 			resp.Header.Del("ETag")
 			return resp
 		})
 		defer e.faults.set(nil, nil)
+		c := *e.c
+		c.HTTP = &http.Client{Transport: stripSHA256{http.DefaultTransport}}
 		var buf bytes.Buffer
-		res, err := transfer.Download(ctx, e.c, team, "obj", &buf, &transfer.Options{HTTP: e.HTTP})
+		res, err := transfer.Download(ctx, &c, team, "obj", &buf, &transfer.Options{HTTP: e.HTTP})
 		if err != nil {
 			t.Fatalf("Download: %v", err)
 		}
@@ -502,3 +522,24 @@ func (b *flipBody) Read(p []byte) (int, error) {
 }
 
 func (b *flipBody) Close() error { return b.r.Close() }
+
+// stripSHA256 removes the sha256 fields of the API's answers, as from a
+// server whose store does not know objects' checksums.
+type stripSHA256 struct{ base http.RoundTripper }
+
+func (s stripSHA256) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := s.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	body = bytes.ReplaceAll(body, []byte(`"sha256":`), []byte(`"no_sha256":`))
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"io"
 	"strconv"
@@ -38,6 +39,11 @@ func (b *Backend) CreateMultipart(ctx context.Context, bucket, key string, opts 
 	in := &s3.CreateMultipartUploadInput{Bucket: aws.String(b.bucket), Key: aws.String(key)}
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
+	}
+	if opts.SHA256 != nil {
+		// Recorded now, true once CompleteMultipart has verified it (an
+		// object that does not match is deleted); Stat reports it.
+		in.Metadata = map[string]string{SHA256Meta: hex.EncodeToString(opts.SHA256)}
 	}
 	if b.kmsKeyID != "" {
 		in.ServerSideEncryption = types.ServerSideEncryptionAwsKms
