@@ -29,6 +29,7 @@ const (
 	ActionConnectorSet    = "connector.set"
 	ActionConnectorCheck  = "connector.check"
 	ActionAuditRead       = "audit.read"
+	ActionAuditPrune      = "audit.prune" // retention removed the oldest entries
 	ActionBootstrap       = "instance.bootstrap"
 	ActionAuthenticate    = "auth.authenticate"
 )
@@ -77,14 +78,41 @@ type AuditEvent struct {
 	Hash     AuditHash `json:"hash"`
 }
 
-// AuditFilter selects audit events. Zero fields do not filter.
+// AuditFilter selects audit events. Zero fields do not filter; the
+// fields that are set must all match.
 type AuditFilter struct {
 	Team  string
 	Teams []string // when non-nil, only events of these teams
-	Actor string
+	Actor string   // ActorUser equals
+	// Action and Outcome, when set, must equal the event's.
+	Action  string
+	Outcome string
+	// KeyPrefix selects events whose ObjectKey starts with it, byte for
+	// byte. It must not end inside a UTF-8 character (see Check).
+	KeyPrefix string
+	// Since and Until bound the event's Time: Since <= Time < Until.
+	// Bounds finer than the stored microsecond are rounded up.
+	Since time.Time
+	Until time.Time
 	// AfterID is the paging cursor: only events with ID > AfterID.
 	AfterID int64
 	Limit   int // at most this many; 0 means a default
+}
+
+// Check returns an Invalid error if f cannot be answered exactly: a
+// KeyPrefix that ends inside a UTF-8 character, which a store keeping
+// text as UTF-8 cannot compare byte for byte with the keys it holds.
+// Stores call it in Audit.
+func (f AuditFilter) Check() error {
+	p := f.KeyPrefix
+	for i := 0; i < len(p); {
+		if !utf8.FullRuneInString(p[i:]) {
+			return Errorf(Invalid, "prefix ends inside a UTF-8 character")
+		}
+		_, n := utf8.DecodeRuneInString(p[i:])
+		i += n
+	}
+	return nil
 }
 
 // AuditHash is a SHA-256 digest in the audit chain. It reads and writes as

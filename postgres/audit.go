@@ -2,11 +2,13 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/auditlog"
@@ -144,6 +146,10 @@ func (t *tx) AppendAudit(events ...*signet.AuditEvent) error {
 // never more than 1000), in ascending ID order.
 func (t *tx) Audit(f signet.AuditFilter) ([]*signet.AuditEvent, error) {
 	const op = "postgres.Audit"
+	if err := f.Check(); err != nil {
+		err.(*signet.Error).Op = op
+		return nil, err
+	}
 	if f.Teams != nil && len(f.Teams) == 0 {
 		return nil, nil
 	}
@@ -172,6 +178,25 @@ func (t *tx) Audit(f signet.AuditFilter) ([]*signet.AuditEvent, error) {
 	if f.Actor != "" {
 		b.WriteString(" AND actor_user = " + arg(escapeText(f.Actor)))
 	}
+	if f.Action != "" {
+		b.WriteString(" AND action = " + arg(escapeText(f.Action)))
+	}
+	if f.Outcome != "" {
+		b.WriteString(" AND outcome = " + arg(escapeText(f.Outcome)))
+	}
+	if f.KeyPrefix != "" {
+		// escapeText works character by character and is injective, so
+		// for a prefix that does not end inside a character (f.Check)
+		// the escaped prefix starts the escaped key exactly when the
+		// prefix starts the key.
+		b.WriteString(" AND starts_with(object_key, " + arg(escapeText(f.KeyPrefix)) + ")")
+	}
+	if !f.Since.IsZero() {
+		b.WriteString(" AND occurred_at >= " + arg(ceilMicro(f.Since)))
+	}
+	if !f.Until.IsZero() {
+		b.WriteString(" AND occurred_at < " + arg(ceilMicro(f.Until)))
+	}
 	b.WriteString(" ORDER BY id LIMIT " + arg(limit))
 	rows, err := t.query(b.String(), args...)
 	evs, err := collect(rows, err, scanAudit)
@@ -179,6 +204,39 @@ func (t *tx) Audit(f signet.AuditFilter) ([]*signet.AuditEvent, error) {
 		return nil, t.fail(op, err, "", "")
 	}
 	return evs, nil
+}
+
+// PruneAudit deletes the audit events with Seq at or below through, for
+// retention (auditlog.Retention), and returns how many it deleted. The
+// head stays as it is, and is not locked: appends and this delete touch
+// different rows. PermissionDenied for a role without DELETE on the log,
+// such as the one `signet migrate --app-role` sets up.
+func (t *tx) PruneAudit(through int64) (int64, error) {
+	const op = "postgres.PruneAudit"
+	if err := t.writable(op); err != nil {
+		return 0, err
+	}
+	tag, err := t.exec("DELETE FROM audit_events WHERE id <= $1", through)
+	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42501" { // insufficient_privilege
+			return 0, signet.E(op, signet.PermissionDenied, "the database role may not delete from the audit log; "+
+				"prune as the owner of signet's tables (signet audit prune --db URL)", err)
+		}
+		return 0, t.fail(op, err, "", "")
+	}
+	return tag.RowsAffected(), nil
+}
+
+// ceilMicro returns v in UTC rounded up to the microsecond, the stored
+// precision: the stored instants at or after ceilMicro(v) are those at or
+// after v.
+func ceilMicro(v time.Time) time.Time {
+	t := v.UTC().Truncate(time.Microsecond)
+	if t.Before(v) {
+		t = t.Add(time.Microsecond)
+	}
+	return t
 }
 
 // chainExisting runs with migration 0004, which adds the chain: it links

@@ -153,6 +153,8 @@ func Run(t *testing.T, open func(t *testing.T) signet.Store) {
 			{"Paging", testAuditPaging},
 			{"DefaultLimit", testAuditDefaultLimit},
 			{"Filters", testAuditFilters},
+			{"FilterFields", testAuditFilterFields},
+			{"FilterInvalid", testAuditFilterInvalid},
 		}},
 		{"AuditChain", chainTests},
 		{"Credential", []test{
