@@ -101,13 +101,19 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("loading local store keys: %w", err)
 	}
+	drivers := &backends{}
+	revs := newRevocations(m.DB, m.Now, func(r *signet.Revocation) { drivers.drop(r.Team) }, m.Logger)
+	if err := revs.load(ctx); err != nil {
+		return fmt.Errorf("loading revocations: %w", err)
+	}
 	m.Blob, err = fileblob.Open(filepath.Join(c.DataDir, "blobs"), fileblob.Options{
 		BaseURL: strings.TrimRight(public, "/"), Keys: keys, Now: m.Now, Logger: m.Logger,
-		ClientIP: ips.ClientIP,
+		ClientIP: ips.ClientIP, Revoked: revs.Revoked,
 	})
 	if err != nil {
 		return fmt.Errorf("opening local store: %w", err)
 	}
+	drivers.local = m.Blob
 
 	sealer, err := loadSealer(c, m.Getenv)
 	if err != nil {
@@ -141,8 +147,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 
 	m.Server = sighttp.NewServer(sighttp.Config{
-		Store: m.DB, Backends: (&backends{local: m.Blob}).Open, Sealer: sealer, Blob: m.Blob, Logger: m.Logger, Now: m.Now,
-		ClientIP: ips,
+		Store: m.DB, Backends: drivers.Open, Sealer: sealer, Blob: m.Blob, Logger: m.Logger, Now: m.Now,
+		ClientIP: ips, Revoked: revs.Add,
 	})
 	m.http = m.Server.HTTPServer(c.Addr)
 	m.done = make(chan error, 1)
@@ -150,6 +156,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	var bg context.Context
 	bg, m.stop = context.WithCancel(context.WithoutCancel(ctx))
 	m.bg.Go(func() { m.Server.RunSweeper(bg, SweepInterval) })
+	m.bg.Go(func() { revs.run(bg) })
 	m.bg.Go(func() { auditlog.RunCheckpointer(bg, m.DB, ckKey, ckDir, c.AuditCheckpointInterval, m.Logger) })
 	m.Logger.Info("signet serving", "addr", m.Addr(), "public_url", public, "data_dir", c.DataDir)
 	return nil

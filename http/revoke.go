@@ -1,0 +1,263 @@
+package http
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/storage"
+	"github.com/signetdev/signet/storage/s3blob"
+)
+
+// RevokeRequest withdraws issued URLs. At least one selector is required;
+// those given must all match a grant for it to be revoked. IssuedBefore
+// defaults to now and may not be later.
+type RevokeRequest struct {
+	Team         string     `json:"team,omitempty"`
+	User         string     `json:"user,omitempty"`
+	Key          string     `json:"key,omitempty"`
+	IssuedAfter  *time.Time `json:"issued_after,omitempty"`
+	IssuedBefore *time.Time `json:"issued_before,omitempty"`
+}
+
+// Effects of a revocation on one team's store.
+const (
+	// RevokeEnforced: signet refuses the revoked URLs itself (local store).
+	RevokeEnforced = "enforced"
+	// RevokeSessionReplaced: the team's signing session was dropped, so
+	// new URLs use a new one; the URLs already issued stop working only
+	// once PolicyStatement is applied to the bucket (S3 with a role).
+	RevokeSessionReplaced = "session_replaced"
+	// RevokeNotEnforced: the store gives signet no way to withdraw an
+	// issued URL; it works until it expires (see Limitations).
+	RevokeNotEnforced = "not_enforced"
+)
+
+// StoreRevocation says what a revocation does to the URLs of one team's
+// store.
+type StoreRevocation struct {
+	Team    string `json:"team"`
+	Backend string `json:"backend"`
+	Effect  string `json:"effect"`
+	// Limitations lists, in words, what stays usable until it expires.
+	Limitations []string `json:"limitations,omitempty"`
+	// PolicyStatement, for S3 with a role, is a bucket policy statement
+	// that denies requests signed by sessions issued before the
+	// revocation. signet does not apply it; add it to the bucket policy
+	// (signet policy render/apply can include it).
+	PolicyStatement json.RawMessage `json:"policy_statement,omitempty"`
+}
+
+// RevokeResponse is the stored revocation and its effect on each store
+// it reaches.
+type RevokeResponse struct {
+	Revocation *signet.Revocation `json:"revocation"`
+	Stores     []StoreRevocation  `json:"stores"`
+	// Limitations gathers the stores' limitations, each prefixed with its
+	// team, so a client can show them without walking Stores.
+	Limitations []string `json:"limitations,omitempty"`
+}
+
+// validate checks the request's syntax and turns it into a revocation
+// at now.
+func (req *RevokeRequest) revocation(now time.Time) (*signet.Revocation, error) {
+	r := &signet.Revocation{Team: req.Team, User: req.User, KeyID: req.Key, IssuedBefore: now, CreatedAt: now}
+	if req.Team != "" {
+		if err := validName("team", req.Team); err != nil {
+			return nil, err
+		}
+	}
+	if req.User != "" {
+		if err := validName("user", req.User); err != nil {
+			return nil, err
+		}
+	}
+	if req.Key != "" && (len(req.Key) > 64 || !storage.IsToken(req.Key)) {
+		return nil, signet.Errorf(signet.Invalid, "key must be an API key id")
+	}
+	if req.IssuedAfter != nil {
+		if req.IssuedAfter.IsZero() {
+			return nil, signet.Errorf(signet.Invalid, "issued_after must be a time")
+		}
+		r.IssuedAfter = req.IssuedAfter.UTC()
+	}
+	if req.IssuedBefore != nil {
+		if req.IssuedBefore.IsZero() || req.IssuedBefore.After(now) {
+			return nil, signet.Errorf(signet.Invalid, "issued_before must be a time no later than now (%s)", now.UTC().Format(time.RFC3339))
+		}
+		r.IssuedBefore = req.IssuedBefore.UTC()
+	}
+	if err := r.Validate(req.IssuedBefore != nil); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// mayRevoke checks that a may store r: instance admins may revoke
+// anything, team admins only within their team (r.Team must name it).
+func mayRevoke(tx signet.Tx, a signet.Actor, r *signet.Revocation) error {
+	if a.Admin {
+		return nil
+	}
+	if r.Team == "" {
+		return signet.Errorf(signet.PermissionDenied, "only instance admins may revoke across teams; team admins must name their team")
+	}
+	_, _, err := teamRole(tx, a, r.Team, signet.PermManage)
+	return err
+}
+
+func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	a := actorOf(r)
+	ev := s.event(r, signet.ActionRevoke)
+	var req RevokeRequest
+	if err := decode(w, r, &req); err != nil {
+		s.deny(w, r, ev, err)
+		return
+	}
+	ev.Team = req.Team
+	rev, err := req.revocation(s.now())
+	if err != nil {
+		s.deny(w, r, ev, err)
+		return
+	}
+	rev.ID = signet.NewID(10)
+	rev.CreatedBy = a.User
+	ev.Target = "revocation " + rev.ID + " of " + describeRevocation(rev)
+	var conns []*signet.Connector
+	if !s.do(w, r, ev, func(tx signet.Tx) error {
+		if err := mayRevoke(tx, a, rev); err != nil {
+			return err
+		}
+		if err := tx.CreateRevocation(rev); err != nil {
+			return err
+		}
+		var err error
+		conns, err = revokedConnectors(tx, rev)
+		return err
+	}) {
+		return
+	}
+	if s.revoked != nil {
+		s.revoked(rev)
+	}
+	writeJSON(w, http.StatusCreated, revokeResponse(rev, conns))
+}
+
+// revokedConnectors returns the connectors whose URLs rev can reach.
+func revokedConnectors(tx signet.Tx, rev *signet.Revocation) ([]*signet.Connector, error) {
+	if rev.Team != "" {
+		c, err := tx.Connector(rev.Team)
+		if signet.ErrorCode(err) == signet.NotFound {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return []*signet.Connector{c}, nil
+	}
+	return tx.Connectors()
+}
+
+// describeRevocation names what rev selects, for the audit record.
+func describeRevocation(rev *signet.Revocation) string {
+	s := ""
+	add := func(k, v string) {
+		if v != "" {
+			if s != "" {
+				s += " "
+			}
+			s += k + "=" + v
+		}
+	}
+	add("team", rev.Team)
+	add("user", rev.User)
+	add("key", rev.KeyID)
+	if !rev.IssuedAfter.IsZero() {
+		add("issued_after", rev.IssuedAfter.Format(time.RFC3339Nano))
+	}
+	add("issued_before", rev.IssuedBefore.Format(time.RFC3339Nano))
+	return s
+}
+
+// revokeResponse states what rev does to each connector's URLs.
+func revokeResponse(rev *signet.Revocation, conns []*signet.Connector) *RevokeResponse {
+	out := &RevokeResponse{Revocation: rev, Stores: []StoreRevocation{}}
+	for _, c := range conns {
+		sr := StoreRevocation{Team: c.Team, Backend: c.Backend}
+		switch c.Backend {
+		case signet.BackendLocal:
+			sr.Effect = RevokeEnforced
+		case signet.BackendS3:
+			if c.Options["role_arn"] == "" {
+				sr.Effect = RevokeNotEnforced
+				sr.Limitations = append(sr.Limitations, "S3 URLs signed with static access keys stay valid until they expire; "+
+					"only rotating (deactivating) the access key withdraws them early")
+				break
+			}
+			sr.Effect = RevokeSessionReplaced
+			sr.PolicyStatement = json.RawMessage(s3blob.RevokeSessionsStatement(c.Region, c.Bucket, c.Prefix, c.Options["role_arn"], rev.IssuedBefore))
+			sr.Limitations = append(sr.Limitations,
+				"S3 URLs issued before the revocation stay valid until they expire unless policy_statement is added to the bucket policy",
+				"the statement denies every URL signed by the team's earlier role sessions: it cannot single out a user, a key or a time window")
+		case signet.BackendAzure:
+			sr.Effect = RevokeNotEnforced
+			sr.Limitations = append(sr.Limitations, "Azure SAS URLs stay valid until they expire: signet does not sign them against a stored access policy; "+
+				"rotating the account key (shared-key SAS) or revoking the account's user delegation keys withdraws every SAS of the account")
+		case signet.BackendGCS:
+			sr.Effect = RevokeNotEnforced
+			sr.Limitations = append(sr.Limitations, "GCS signed URLs stay valid until they expire; only deleting the signing service account key or HMAC key withdraws them early")
+		default:
+			sr.Effect = RevokeNotEnforced
+			sr.Limitations = append(sr.Limitations, fmt.Sprintf("backend %q: signet cannot withdraw issued URLs", c.Backend))
+		}
+		for _, l := range sr.Limitations {
+			out.Limitations = append(out.Limitations, "team "+c.Team+": "+l)
+		}
+		out.Stores = append(out.Stores, sr)
+	}
+	return out
+}
+
+func (s *Server) handleListRevocations(w http.ResponseWriter, r *http.Request) {
+	a := actorOf(r)
+	team := r.URL.Query().Get("team")
+	var out []*signet.Revocation
+	err := s.store.View(r.Context(), func(tx signet.Tx) error {
+		var teams []string // nil: every team (instance admins)
+		if !a.Admin {
+			ms, err := tx.Memberships(a.User)
+			if err != nil {
+				return err
+			}
+			teams = []string{}
+			for _, m := range ms {
+				if m.Role == signet.RoleAdmin {
+					teams = append(teams, m.Team)
+				}
+			}
+			if len(teams) == 0 {
+				return signet.Errorf(signet.PermissionDenied, "only instance admins and team admins may list revocations")
+			}
+		}
+		all, err := tx.Revocations(time.Time{})
+		if err != nil {
+			return err
+		}
+		out = []*signet.Revocation{}
+		for _, rev := range all {
+			if team != "" && rev.Team != team || teams != nil && !slices.Contains(teams, rev.Team) {
+				continue
+			}
+			out = append(out, rev)
+		}
+		return nil
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
