@@ -159,13 +159,26 @@ func (b *Backend) checkCORS(ctx context.Context, origins []string) driver.Check 
 	fix := fmt.Sprintf(`aws s3api put-bucket-cors --bucket %s --cors-configuration '{"CORSRules":[{"AllowedOrigins":%s,"AllowedMethods":["GET","HEAD","PUT"],"AllowedHeaders":["*"],"ExposeHeaders":["ETag"],"MaxAgeSeconds":3600}]}'`,
 		b.bucket, jsonList(origins))
 	out, err := b.config.GetBucketCors(ctx, &s3.GetBucketCorsInput{Bucket: aws.String(b.bucket)})
-	if code := apiCode(err); code == "NoSuchCORSConfiguration" {
-		c.Status, c.Detail, c.Fix = driver.CheckFail, "the bucket has no CORS configuration: browsers cannot use its URLs", fix
-		return c
-	} else if err != nil {
+	var missing []string
+	switch code := apiCode(err); {
+	case err == nil:
+		missing = corsMissing(out.CORSRules, origins)
+	case code == "NoSuchCORSConfiguration" || code == "NotImplemented":
+		// No bucket configuration: some stores (MinIO) answer CORS
+		// server-wide. Ask the store the way a browser would.
+		missing, err = b.probeCORS(ctx, origins)
+		if err != nil {
+			c.Status, c.Detail, c.Fix = driver.CheckFail, "the bucket has no CORS configuration and the store did not answer a CORS probe", fix
+			return c
+		}
+		if len(missing) == 0 {
+			c.Status = driver.CheckOK
+			c.Detail = fmt.Sprintf("no bucket CORS configuration, but the store itself allows GET, HEAD and PUT from %s and exposes ETag (probed)", strings.Join(origins, ", "))
+			return c
+		}
+	default:
 		return unreadable(c, "CORS configuration", "s3:GetBucketCORS", err)
 	}
-	missing := corsMissing(out.CORSRules, origins)
 	if len(missing) > 0 {
 		c.Status, c.Detail, c.Fix = driver.CheckFail, "CORS does not allow: "+strings.Join(missing, ", "), fix
 		return c
@@ -201,6 +214,69 @@ func corsMissing(rules []types.CORSRule, origins []string) []string {
 		}
 	}
 	return missing
+}
+
+// probeCORS asks the store what a browser at each origin may do with an
+// object below the prefix: a preflight per method, and an unsigned GET
+// whose (error) answer shows the exposed headers. It sends no credentials
+// and changes nothing.
+func (b *Backend) probeCORS(ctx context.Context, origins []string) ([]string, error) {
+	u := b.scheme + "://" + b.host + b.basePath + "/" + string(appendPathEscaped(nil, b.prefix+"signet-doctor-cors-probe"))
+	send := func(method, origin, preflight string) (http.Header, int, error) {
+		req, err := http.NewRequestWithContext(ctx, method, u, nil)
+		if err != nil {
+			return nil, 0, err
+		}
+		req.Header.Set("Origin", origin)
+		if preflight != "" {
+			req.Header.Set("Access-Control-Request-Method", preflight)
+		}
+		resp, err := b.httpClient().Do(req)
+		if err != nil {
+			return nil, 0, err
+		}
+		resp.Body.Close()
+		return resp.Header, resp.StatusCode, nil
+	}
+	var missing []string
+	for _, o := range origins {
+		probe := o
+		if o == "*" {
+			probe = "https://signet-doctor.invalid"
+		}
+		for _, m := range []string{"GET", "HEAD", "PUT"} {
+			h, st, err := send(http.MethodOptions, probe, m)
+			if err != nil {
+				return nil, err
+			}
+			allowOrigin := h.Get("Access-Control-Allow-Origin")
+			if st/100 != 2 || (allowOrigin != "*" && !strings.EqualFold(allowOrigin, probe)) ||
+				!slices.ContainsFunc(strings.Split(h.Get("Access-Control-Allow-Methods"), ","), func(a string) bool {
+					a = strings.TrimSpace(a)
+					return strings.EqualFold(a, m) || a == "*"
+				}) {
+				missing = append(missing, o+" "+m)
+			}
+		}
+		h, _, err := send(http.MethodGet, probe, "")
+		if err != nil {
+			return nil, err
+		}
+		if !slices.ContainsFunc(strings.Split(h.Get("Access-Control-Expose-Headers"), ","), func(e string) bool {
+			e = strings.TrimSpace(e)
+			return strings.EqualFold(e, "ETag") || e == "*"
+		}) {
+			missing = append(missing, o+" (ETag not exposed)")
+		}
+	}
+	return missing, nil
+}
+
+func (b *Backend) httpClient() *http.Client {
+	if b.httpc != nil {
+		return b.httpc
+	}
+	return http.DefaultClient
 }
 
 // originMatches reports whether a CORS AllowedOrigins pattern, which may

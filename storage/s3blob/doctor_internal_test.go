@@ -1,7 +1,11 @@
 package s3blob
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -57,5 +61,43 @@ func TestDeniedOutside(t *testing.T) {
 	}
 	if _, err := deniedOutside("not json", "b", ""); err == nil {
 		t.Error("not JSON accepted")
+	}
+}
+
+// TestCORSProbe checks the browser-style probe against a store that
+// allows one origin and exposes no headers: the test S3 server allows
+// every origin, so it cannot show the refusals.
+func TestCORSProbe(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" || r.URL.RawQuery != "" {
+			t.Errorf("probe sent credentials or a query: %v", r.URL)
+		}
+		if !strings.HasSuffix(r.URL.Path, "/bkt/ml/signet-doctor-cors-probe") {
+			t.Errorf("probe path %q", r.URL.Path)
+		}
+		if r.Header.Get("Origin") == "https://ok.example.com" {
+			w.Header().Set("Access-Control-Allow-Origin", "https://ok.example.com")
+			w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD")
+			if r.Method == http.MethodOptions {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		w.WriteHeader(http.StatusForbidden)
+	}))
+	defer srv.Close()
+	b, err := Open(context.Background(), Config{Bucket: "bkt", Prefix: "ml/", Endpoint: srv.URL, PathStyle: true,
+		AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.probeCORS(context.Background(), []string{"https://ok.example.com", "https://no.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"https://ok.example.com PUT", "https://ok.example.com (ETag not exposed)",
+		"https://no.example.com GET", "https://no.example.com HEAD", "https://no.example.com PUT", "https://no.example.com (ETag not exposed)"}
+	if !slices.Equal(got, want) {
+		t.Errorf("missing %q\nwant %q", got, want)
 	}
 }

@@ -236,6 +236,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	if cfg.HTTPClient != nil {
 		awsCfg.HTTPClient = cfg.HTTPClient
+		b.httpc = cfg.HTTPClient
 	}
 	caller := base // signet's own identity, before any role
 	if cfg.RoleARN != "" {
