@@ -141,7 +141,8 @@ type Backend struct {
 	creds     *aws.CredentialsCache
 	signer    signer
 	client    *s3.Client
-	config    *s3.Client // for Diagnose: signet's identity, never a role session
+	config    *s3.Client   // for Diagnose: signet's identity, never a role session
+	httpc     *http.Client // cfg.HTTPClient; nil means http.DefaultClient
 	freshness freshness
 
 	listPageSize int32 // parts per ListParts page; the store's default when 0
