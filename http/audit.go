@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/signetdev/signet"
 )
@@ -19,7 +20,34 @@ type AuditPage struct {
 // event, team admins their teams' events, others nothing.
 func (s *Server) auditFilter(r *http.Request) (signet.AuditFilter, error) {
 	q := r.URL.Query()
-	f := signet.AuditFilter{Team: q.Get("team"), Actor: q.Get("actor")}
+	f := signet.AuditFilter{Team: q.Get("team"), Actor: q.Get("actor"), Action: q.Get("action"),
+		Outcome: q.Get("outcome"), KeyPrefix: q.Get("prefix")}
+	switch f.Outcome {
+	case "", signet.OutcomeAllowed, signet.OutcomeDenied, signet.OutcomeError:
+	default:
+		return f, signet.Errorf(signet.Invalid, "outcome must be %s, %s or %s",
+			signet.OutcomeAllowed, signet.OutcomeDenied, signet.OutcomeError)
+	}
+	for _, b := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		v := q.Get(b.name)
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return f, signet.Errorf(signet.Invalid, "%s must be an RFC 3339 time such as 2026-01-02T15:04:05Z", b.name)
+		}
+		*b.t = t
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && f.Until.Before(f.Since) {
+		return f, signet.Errorf(signet.Invalid, "until is before since")
+	}
+	if err := f.Check(); err != nil {
+		return f, err
+	}
 	if c := q.Get("cursor"); c != "" {
 		id, err := strconv.ParseInt(c, 10, 64)
 		if err != nil || id < 0 {

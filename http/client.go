@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/signetdev/signet"
 )
@@ -251,8 +252,14 @@ func (c *Client) AbortUpload(ctx context.Context, team, id string) error {
 
 // AuditQuery selects audit events for Audit and ExportAudit.
 type AuditQuery struct {
-	Team   string
-	Actor  string
+	Team    string
+	Actor   string
+	Action  string
+	Outcome string
+	Prefix  string // object key prefix
+	// Since and Until bound the events' time: Since <= time < Until.
+	Since  time.Time
+	Until  time.Time
 	Cursor string
 	Limit  int
 }
@@ -264,6 +271,17 @@ func (q AuditQuery) values() url.Values {
 	}
 	if q.Actor != "" {
 		v.Set("actor", q.Actor)
+	}
+	for name, val := range map[string]string{"action": q.Action, "outcome": q.Outcome, "prefix": q.Prefix} {
+		if val != "" {
+			v.Set(name, val)
+		}
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.Format(time.RFC3339Nano))
+	}
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.Format(time.RFC3339Nano))
 	}
 	if q.Cursor != "" {
 		v.Set("cursor", q.Cursor)
