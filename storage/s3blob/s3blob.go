@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -101,6 +102,14 @@ type Config struct {
 	// STSEndpoint is the base URL of the STS service. Empty means Endpoint
 	// when that is set (MinIO serves STS there), else AWS's regional STS.
 	STSEndpoint string
+	// SourceNetworks and SourceVPCEs, with a role, restrict the URL
+	// signing session to requests from these client networks
+	// (aws:SourceIp) or through these VPC endpoints (aws:SourceVpce): see
+	// NetworkSessionPolicy. signet's own object calls (multipart uploads,
+	// reading an object back) use a second session without them.
+	// SourceVPCEs also go into the bucket policy of ApplyNetworkPolicy.
+	SourceNetworks []netip.Prefix
+	SourceVPCEs    []string
 
 	// KMSKeyID, when set, makes uploads use SSE-KMS with this key (an id,
 	// alias or ARN): single-upload URLs bind the SSE-KMS headers and
@@ -143,6 +152,7 @@ type Backend struct {
 	client    *s3.Client
 	config    *s3.Client   // for Diagnose: signet's identity, never a role session
 	httpc     *http.Client // cfg.HTTPClient; nil means http.DefaultClient
+	vpces     []string     // Config.SourceVPCEs, checked
 	freshness freshness
 
 	listPageSize int32 // parts per ListParts page; the store's default when 0
@@ -240,6 +250,12 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		b.httpc = cfg.HTTPClient
 	}
 	caller := base // signet's own identity, before any role
+	vpces, err := ParseVPCEndpoints(cfg.SourceVPCEs...)
+	if err != nil {
+		return nil, err
+	}
+	b.vpces = vpces
+	var control aws.CredentialsProvider // signet's object calls, when not the URLs' session
 	if cfg.RoleARN != "" {
 		if !strings.HasPrefix(cfg.RoleARN, "arn:") || !isPrintable(cfg.RoleARN) {
 			return invalid("role ARN must be an ARN such as arn:aws:iam::123456789012:role/signet")
@@ -269,22 +285,33 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 				return invalid("STS endpoint must be an http or https URL with a host and nothing after it")
 			}
 		}
-		policy := SessionPolicy(region, cfg.Bucket, cfg.Prefix, cfg.KMSKeyID)
+		policy := NetworkSessionPolicy(region, cfg.Bucket, cfg.Prefix, cfg.KMSKeyID, cfg.SourceNetworks, b.vpces)
+		if len(policy) > MaxSessionPolicy {
+			return invalid("too many networks or VPC endpoints for an STS session policy (2,048 characters at most)")
+		}
 		stsClient := sts.NewFromConfig(awsCfg, stsOpts)
-		base = stscreds.NewAssumeRoleProvider(stsClient, cfg.RoleARN, func(o *stscreds.AssumeRoleOptions) {
-			o.RoleSessionName = cfg.RoleSessionName
-			if o.RoleSessionName == "" {
-				o.RoleSessionName = DefaultRoleSessionName
-			}
-			o.Duration = cfg.RoleDuration
-			if o.Duration == 0 {
-				o.Duration = DefaultRoleDuration
-			}
-			o.Policy = aws.String(policy)
-			if cfg.RoleExternalID != "" {
-				o.ExternalID = aws.String(cfg.RoleExternalID)
-			}
-		})
+		assume := func(policy string) aws.CredentialsProvider {
+			return stscreds.NewAssumeRoleProvider(stsClient, cfg.RoleARN, func(o *stscreds.AssumeRoleOptions) {
+				o.RoleSessionName = cfg.RoleSessionName
+				if o.RoleSessionName == "" {
+					o.RoleSessionName = DefaultRoleSessionName
+				}
+				o.Duration = cfg.RoleDuration
+				if o.Duration == 0 {
+					o.Duration = DefaultRoleDuration
+				}
+				o.Policy = aws.String(policy)
+				if cfg.RoleExternalID != "" {
+					o.ExternalID = aws.String(cfg.RoleExternalID)
+				}
+			})
+		}
+		if len(cfg.SourceNetworks) > 0 || len(b.vpces) > 0 {
+			// signet's own calls come from signet's address, which the
+			// team's networks need not hold.
+			control = aws.NewCredentialsCache(assume(SessionPolicy(region, cfg.Bucket, cfg.Prefix, cfg.KMSKeyID)))
+		}
+		base = assume(policy)
 	}
 	if sc, ok := base.(credentials.StaticCredentialsProvider); ok && cfg.RoleARN == "" {
 		c := aws.Credentials{
@@ -322,6 +349,9 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	b.config = b.client
 	if cfg.RoleARN != "" {
 		b.config = s3.New(b.client.Options(), func(o *s3.Options) { o.Credentials = caller })
+	}
+	if control != nil {
+		b.client = s3.New(b.client.Options(), func(o *s3.Options) { o.Credentials = control })
 	}
 	return b, nil
 }
