@@ -47,6 +47,7 @@ type cpFlags struct {
 	recursive bool
 	quiet     bool
 	resumeDir string
+	files     int
 }
 
 func newCpCmd(env *Env) *cobra.Command {
@@ -61,7 +62,11 @@ the local file's name. With -r, SRC may be a directory: every regular file
 below it is uploaded as KEY/ followed by its path relative to SRC (symbolic
 links to files inside SRC are followed; links that point outside SRC make
 the copy fail before anything is sent; anything else that is not a regular
-file is skipped and reported).
+file is skipped and reported). With -r and SRC signet://TEAM/PREFIX/, every
+object below PREFIX is downloaded into the directory DST at its path after
+PREFIX, --files at a time; keys that would land outside DST make the copy
+fail before anything is written, and files already complete (same size, and
+same SHA-256 where the listing has one, else the object's time) are skipped.
 
 Large files go in parallel parts and resume: if an upload is interrupted,
 running the same command again sends only the parts the store does not hold
@@ -79,6 +84,7 @@ to stdout.`,
 		Example: `  signet cp ./model.bin signet://ml/checkpoints/model.bin
   signet cp signet://ml/checkpoints/model.bin ./copy.bin
   signet cp -r ./run-42/ signet://ml/runs/42/
+  signet cp -r signet://ml/runs/42/ ./run-42/
   tar c ./data | signet cp - signet://ml/data.tar`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -89,7 +95,8 @@ to stdout.`,
 	fl.IntVar(&f.o.Concurrency, "concurrency", transfer.DefaultConcurrency, "parts moved in parallel")
 	fl.Int64Var(&f.o.PartSize, "part-size", 0, "part size in bytes for chunked uploads (default: chosen by the server)")
 	fl.StringVar(&f.o.ContentType, "content-type", "", "Content-Type to bind to the upload")
-	fl.BoolVarP(&f.recursive, "recursive", "r", false, "copy a directory tree (uploads only)")
+	fl.BoolVarP(&f.recursive, "recursive", "r", false, "copy a directory tree, or every object below a prefix")
+	fl.IntVar(&f.files, "files", transfer.DefaultFiles, "files moved at once by a recursive download")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing unless something fails")
 	fl.StringVar(&f.resumeDir, "resume-dir", "", "directory for the state of interrupted uploads (default $SIGNET_RESUME_DIR or <user cache dir>/signet/uploads)")
 	return cmd
@@ -107,8 +114,10 @@ func runCp(ctx context.Context, env *Env, f *cpFlags, srcArg, dstArg string) err
 	switch {
 	case srcRemote == dstRemote:
 		return usageError{errors.New("exactly one of SRC and DST must be a signet://TEAM/KEY address")}
-	case srcRemote && f.recursive:
-		return usageError{errors.New("recursive download needs a listing of the team's objects, which signet's API does not offer yet; copy objects one at a time")}
+	case srcRemote && f.recursive && dstArg == "-":
+		return usageError{errors.New("-r downloads into a directory, not stdout")}
+	case f.files < 1:
+		return usageError{errors.New("--files must be at least 1")}
 	case srcRemote && dstArg == "-" && env.jsonOut:
 		return usageError{errors.New("--json writes the summary to stdout; it cannot be combined with a download to stdout")}
 	case dstRemote && srcArg == "-" && f.recursive:
@@ -130,6 +139,9 @@ func runCp(ctx context.Context, env *Env, f *cpFlags, srcArg, dstArg string) err
 	}
 	cp := &copier{env: env, c: c, o: o, quiet: f.quiet, bars: !f.quiet && isTerminal(env.Stderr), start: time.Now()}
 
+	if srcRemote && f.recursive {
+		return cp.finish(cp.downloadTree(ctx, src, dstArg, f.files))
+	}
 	if srcRemote {
 		if src.key == "" || strings.HasSuffix(src.key, "/") {
 			return usageError{fmt.Errorf("%q names no object", srcArg)}
@@ -313,6 +325,51 @@ func (cp *copier) uploadTree(ctx context.Context, dir string, dst remote) error 
 		return fmt.Errorf("%d of %d files failed", cp.sum.Failed, len(files))
 	}
 	return nil
+}
+
+// downloadTree downloads every object below src's key (a folder) into
+// the directory dir, printing one line per file as it ends. A file that
+// fails is reported and the others still go.
+func (cp *copier) downloadTree(ctx context.Context, src remote, dir string, files int) error {
+	cp.tree = true
+	talk := !cp.quiet && !cp.env.jsonOut
+	do := &transfer.DirOptions{Options: cp.o, Files: files}
+	do.Done = func(fr *transfer.FileResult) {
+		f := cpFile{Src: remote{team: src.team, key: fr.Key}.String(), Dst: fr.Path, Seconds: fr.Elapsed.Seconds()}
+		switch {
+		case fr.Err != nil:
+			f.Error, f.Code = signet.ErrorMessage(fr.Err), signet.ErrorCode(fr.Err)
+			cp.sum.Files = append(cp.sum.Files, f)
+			cp.sum.Failed++
+			fmt.Fprintf(cp.env.Stderr, "signet: %s: %s\n", f.Src, describe(fr.Err))
+		case fr.Skipped:
+			cp.sum.Skipped = append(cp.sum.Skipped, cpSkipped{Path: fr.Path, Reason: "already complete"})
+			if talk {
+				fmt.Fprintf(cp.env.Stderr, "skipped %s: %s is already complete\n", f.Src, fr.Path)
+			}
+		default:
+			r := fr.Result
+			f.Size, f.SHA256, f.Verified, f.Parts = r.Size, r.SHA256, r.Verified, r.Parts
+			cp.sum.Files = append(cp.sum.Files, f)
+			cp.sum.Copied++
+			cp.sum.Bytes += r.Size
+			if talk {
+				fmt.Fprintln(cp.env.Stderr, describeCopy(&f))
+			}
+		}
+	}
+	res, err := transfer.DownloadDir(ctx, cp.c, src.team, src.key, dir, do)
+	if res == nil {
+		return err // nothing was copied: the listing failed or was refused
+	}
+	if talk {
+		fmt.Fprintf(cp.env.Stderr, "copied %d files (%d bytes) from %s to %s in %.1fs; %d failed, %d already complete\n",
+			res.Copied, res.Bytes, src, dir, time.Since(cp.start).Seconds(), res.Failed, res.Skipped)
+	}
+	if err != nil && res.Failed > 0 && ctx.Err() == nil {
+		return fmt.Errorf("%d of %d files failed", res.Failed, len(res.Files))
+	}
+	return err
 }
 
 // finish prints the summary with --json, even after a failure, and

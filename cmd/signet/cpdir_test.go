@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCpRecursiveDownload copies a tree up and back down with cp -r, then
+// reruns the download, which finds every file complete.
+func TestCpRecursiveDownload(t *testing.T) {
+	m, token := MustRunMain(t)
+	c := cli{tb: t, addr: m.URL(), token: token}
+	big := make([]byte, 6<<20+7)
+	rand.Read(big)
+	files := map[string][]byte{
+		"a.txt":           []byte("alpha\n"),
+		"sub/b.bin":       big,
+		"sub/deep/c.txt":  []byte("gamma\n"),
+		"odd ü + %2e.txt": []byte("odd\n"),
+		"empty":           nil,
+	}
+	src := filepath.Join(t.TempDir(), "run")
+	writeTree(t, src, files)
+	c.must("cp", "-r", "-q", "--resume-dir", t.TempDir(), src, "signet://default/runs/7/")
+	c.must("cp", "-q", filepath.Join(src, "a.txt"), "signet://default/runs/70/not-below-7")
+
+	out := filepath.Join(t.TempDir(), "out")
+	t.Run("JSON", func(t *testing.T) {
+		r := c.run("cp", "-r", "--json", "--part-size", "2097152", "--files", "2", "signet://default/runs/7", out)
+		if r.code != 0 {
+			t.Fatalf("cp -r download: exit %d: %s", r.code, r.stderr)
+		}
+		s := decodeSummary(t, r.stdout)
+		if s.Copied != len(files) || s.Failed != 0 || len(s.Skipped) != 0 {
+			t.Errorf("summary: %d copied, %d failed, %d skipped; want %d copied", s.Copied, s.Failed, len(s.Skipped), len(files))
+		}
+		for _, f := range s.Files {
+			rel := strings.TrimPrefix(f.Src, "signet://default/runs/7/")
+			want, ok := files[rel]
+			switch {
+			case !ok:
+				t.Errorf("downloaded %s, which is not below the prefix", f.Src)
+			case f.Dst != filepath.Join(out, filepath.FromSlash(rel)):
+				t.Errorf("%s went to %s", f.Src, f.Dst)
+			case f.Size != int64(len(want)) || f.SHA256 != hexSHA256(want) || !f.Verified:
+				t.Errorf("summary entry %+v; want %d bytes, verified", f, len(want))
+			}
+			if got, err := os.ReadFile(f.Dst); err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s holds other bytes (%v)", f.Dst, err)
+			}
+			if rel == "sub/b.bin" && f.Parts != 4 {
+				t.Errorf("sub/b.bin came in %d ranges, want 4", f.Parts)
+			}
+		}
+	})
+	t.Run("RerunSkips", func(t *testing.T) {
+		r := c.run("cp", "-r", "signet://default/runs/7/", out)
+		if r.code != 0 {
+			t.Fatalf("rerun: exit %d: %s", r.code, r.stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if len(lines) != len(files)+1 {
+			t.Errorf("rerun printed %d lines, want one per file and a total:\n%s", len(lines), r.stderr)
+		}
+		for _, l := range lines[:len(lines)-1] {
+			if !strings.HasPrefix(l, "skipped signet://default/runs/7/") || !strings.HasSuffix(l, "is already complete") {
+				t.Errorf("rerun line %q; want the file skipped", l)
+			}
+		}
+		if last := lines[len(lines)-1]; !strings.HasPrefix(last, "copied 0 files") || !strings.Contains(last, "5 already complete") {
+			t.Errorf("last line %q", last)
+		}
+	})
+	t.Run("Text", func(t *testing.T) {
+		os.WriteFile(filepath.Join(out, "a.txt"), []byte("ALPHA\n"), 0o600)
+		r := c.run("cp", "-r", "signet://default/runs/7/", out)
+		if r.code != 0 || !strings.Contains(r.stderr, "downloaded signet://default/runs/7/a.txt to "+filepath.Join(out, "a.txt")+": 6 bytes") ||
+			!strings.Contains(r.stderr, "(verified)") || !strings.Contains(r.stderr, "copied 1 files") {
+			t.Errorf("rerun after a change: exit %d:\n%s", r.code, r.stderr)
+		}
+		if got, _ := os.ReadFile(filepath.Join(out, "a.txt")); !bytes.Equal(got, files["a.txt"]) {
+			t.Error("the changed file was not restored")
+		}
+	})
+	t.Run("ErrFileInTheWay", func(t *testing.T) {
+		// A file where a folder must go fails that object only.
+		o2 := t.TempDir()
+		os.WriteFile(filepath.Join(o2, "sub"), []byte("in the way"), 0o600)
+		r := c.run("cp", "-r", "--json", "signet://default/runs/7/", o2)
+		s := decodeSummary(t, r.stdout)
+		if r.code != 1 || s.Failed != 2 || s.Copied != len(files)-2 {
+			t.Errorf("exit %d, %d failed, %d copied; want the 2 files below sub/ failed:\n%s", r.code, s.Failed, s.Copied, r.stderr)
+		}
+	})
+}
