@@ -45,6 +45,9 @@ type Config struct {
 	// AuditCheckpointInterval is how often a checkpoint is signed, even
 	// when idle; 1m when zero.
 	AuditCheckpointInterval time.Duration `yaml:"audit_checkpoint_interval"`
+	// AuditCheckpointExport, when set, copies each checkpoint to a bucket
+	// outside signet's control (see CheckpointExport).
+	AuditCheckpointExport *CheckpointExport `yaml:"audit_checkpoint_export"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text or json.

@@ -146,6 +146,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ckDir = filepath.Join(c.DataDir, defaultCheckpointDir)
 	}
 
+	var exporter *checkpointExporter
+	if c.AuditCheckpointExport != nil {
+		if exporter, err = newCheckpointExporter(ctx, c.AuditCheckpointExport, ckDir, m.Getenv, m.Logger); err != nil {
+			return err
+		}
+	}
+
 	m.Server = sighttp.NewServer(sighttp.Config{
 		Store: m.DB, Backends: drivers.Open, Sealer: sealer, Blob: m.Blob, Logger: m.Logger, Now: m.Now,
 		ClientIP: ips, Revoked: revs.Add,
@@ -158,6 +165,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.bg.Go(func() { m.Server.RunSweeper(bg, SweepInterval) })
 	m.bg.Go(func() { revs.run(bg) })
 	m.bg.Go(func() { auditlog.RunCheckpointer(bg, m.DB, ckKey, ckDir, c.AuditCheckpointInterval, m.Logger) })
+	if exporter != nil {
+		m.bg.Go(func() { exporter.run(bg, c.AuditCheckpointInterval) })
+	}
 	m.Logger.Info("signet serving", "addr", m.Addr(), "public_url", public, "data_dir", c.DataDir)
 	return nil
 }
