@@ -155,6 +155,21 @@ func verifySince(ctx context.Context, tx signet.Tx, from *Checkpoint) (signet.Au
 				"entry %d, covered by the checkpoint signed at %s, is missing (the store's head is entry %d): "+
 					"the log was cut short or restored from an older copy", from.Seq, from.Time.Format(time.RFC3339), head.Seq)}
 		}
+		if evs[0].Seq == from.Seq+1 && evs[0].PrevHash == from.Hash {
+			// The log was pruned exactly at the checkpoint (see
+			// Retention) if it now starts there.
+			firsts, err := tx.Audit(signet.AuditFilter{Limit: 1})
+			if err != nil {
+				return head, err
+			}
+			if firsts[0].Seq == evs[0].Seq {
+				v := NewVerifier(from.Head())
+				if err := verifyPages(ctx, tx, v, from.Seq); err != nil {
+					return head, err
+				}
+				return head, v.Finish(&head)
+			}
+		}
 		if evs[0].Seq != from.Seq {
 			return head, &VerifyError{Seq: from.Seq, Kind: Gap, Detail: fmt.Sprintf(
 				"entry %d, covered by the checkpoint signed at %s, is missing: the next is entry %d",

@@ -46,6 +46,10 @@ const (
 	HeadMismatch Kind = "head mismatch"
 	// Malformed: an entry cannot be read, or holds values no store writes.
 	Malformed Kind = "malformed"
+	// Unanchored: the log starts after entry 1, as a log pruned for
+	// retention does, but no signed checkpoint of the entry before its
+	// first was given, or no audit.prune entry records the pruning.
+	Unanchored Kind = "unanchored start"
 )
 
 // VerifyError describes the first inconsistency found in an audit log.
@@ -92,6 +96,14 @@ type Verifier struct {
 	// swap shows at the next one.
 	pending *VerifyError
 	gapSeq  int64 // the Seq found where pending's was expected
+	// fromStart: the log is verified from its start (the zero anchor),
+	// which may have been pruned (see anchorPruned).
+	fromStart bool
+	// prunedThrough is the last entry pruned before the log's first, when
+	// a checkpoint anchored it there; pruneRecorded, that an audit.prune
+	// entry records pruning up to it.
+	prunedThrough int64
+	pruneRecorded bool
 }
 
 // NewVerifier returns a Verifier for a log that continues after anchor:
@@ -106,6 +118,7 @@ func NewVerifier(anchor signet.AuditHead, checkpoints ...*Checkpoint) *Verifier 
 		prev:        anchor.Hash,
 		checkpoints: make(map[int64][]*Checkpoint),
 		buf:         make([]byte, 0, 512),
+		fromStart:   anchor == signet.AuditHead{},
 	}
 	for _, cp := range checkpoints {
 		v.checkpoints[cp.Seq] = append(v.checkpoints[cp.Seq], cp)
@@ -149,8 +162,20 @@ func (v *Verifier) add(e *signet.AuditEvent, h *signet.AuditHash) error {
 		}
 		return v.err
 	}
+	if e.Seq > v.next && v.fromStart && v.count == 0 {
+		if err := v.anchorPruned(e); err != nil {
+			return err
+		}
+	}
 	switch {
 	case e.Seq == v.next:
+	case e.Seq > v.next && v.fromStart && v.count == 0:
+		v.pending = &VerifyError{Seq: v.next, Line: v.line, Kind: Unanchored, Detail: fmt.Sprintf(
+			"the log starts at entry %d: %s missing. A log pruned for retention verifies only with the signed checkpoint "+
+				"of entry %d, whose hash its first entry links to (--checkpoint FILE-OR-DIR --pubkey FILE)",
+			e.Seq, entries(1, e.Seq-1), e.Seq-1)}
+		v.gapSeq = e.Seq
+		return nil
 	case e.Seq > v.next:
 		v.pending = &VerifyError{Seq: v.next, Line: v.line, Kind: Gap, Detail: fmt.Sprintf(
 			"entry %d is missing: %s is followed by entry %d", v.next, v.describePrev(), e.Seq)}
@@ -190,11 +215,46 @@ func (v *Verifier) add(e *signet.AuditEvent, h *signet.AuditHash) error {
 		}
 		v.checked++
 	}
+	if v.prunedThrough > 0 && e.Action == signet.ActionAuditPrune {
+		if _, through, ok := parsePruneTarget(e.Target); ok && through == v.prunedThrough {
+			v.pruneRecorded = true
+		}
+	}
 	v.next++
 	v.prev = e.Hash
 	v.count++
 	return nil
 }
+
+// anchorPruned is called for the first entry e of a log verified from its
+// start, when e is not entry 1. If a checkpoint of entry e.Seq-1 has the
+// hash e links to, the log was pruned there for retention: verification
+// goes on from that checkpoint, and Finish requires an audit.prune entry
+// recording it. A checkpoint of that entry with another hash is a
+// mismatch. Otherwise, nothing changes and e is reported as missing
+// entries.
+func (v *Verifier) anchorPruned(e *signet.AuditEvent) error {
+	cps := v.checkpoints[e.Seq-1]
+	for _, cp := range cps {
+		if cp.Hash == e.PrevHash {
+			v.next, v.prev = e.Seq, e.PrevHash
+			v.prunedThrough = e.Seq - 1
+			v.checked++
+			return nil
+		}
+	}
+	if len(cps) > 0 {
+		return v.fail(e.Seq, CheckpointMismatch, "the log starts at entry %d, whose prev_hash %s is not the hash of "+
+			"entry %d that the checkpoint signed at %s records (%s): the log was rewritten, or is another log",
+			e.Seq, e.PrevHash, e.Seq-1, cps[0].Time.Format(time.RFC3339), cps[0].Hash)
+	}
+	return nil
+}
+
+// PrunedThrough returns the last entry pruned before the log's first, when
+// the log was verified from its start and a checkpoint anchored it after
+// entry 1; 0 otherwise.
+func (v *Verifier) PrunedThrough() int64 { return v.prunedThrough }
 
 func (v *Verifier) describePrev() string {
 	if v.next == 1 {
@@ -229,6 +289,11 @@ func (v *Verifier) Finish(head *signet.AuditHead) error {
 	}
 	last := v.next - 1
 	v.line = 0
+	if v.prunedThrough > 0 && !v.pruneRecorded {
+		return v.fail(v.prunedThrough+1, Unanchored, "the log starts at entry %d, after the signed checkpoint of entry %d, "+
+			"but no %s entry records pruning up to entry %d: the entries before it were deleted outside signet's retention",
+			v.prunedThrough+1, v.prunedThrough, signet.ActionAuditPrune, v.prunedThrough)
+	}
 	var beyond *Checkpoint
 	for seq, cps := range v.checkpoints {
 		if seq > last && (beyond == nil || seq > beyond.Seq) {
@@ -269,11 +334,16 @@ type Result struct {
 	Entries     int64            // entries verified
 	Head        signet.AuditHead // the last entry verified (the anchor if none)
 	Checkpoints int              // checkpoints that agreed with the log
-	Elapsed     time.Duration
+	// PrunedThrough is the last entry pruned for retention before the
+	// log's first, which a checkpoint anchored; 0 if the log was not
+	// pruned (or was verified after an anchor).
+	PrunedThrough int64
+	Elapsed       time.Duration
 }
 
 func (v *Verifier) result(start time.Time) Result {
-	return Result{Entries: v.count, Head: v.Head(), Checkpoints: v.checked, Elapsed: time.Since(start)}
+	return Result{Entries: v.count, Head: v.Head(), Checkpoints: v.checked, PrunedThrough: v.prunedThrough,
+		Elapsed: time.Since(start)}
 }
 
 // pageSize is how many events VerifyStore reads per query.
