@@ -310,3 +310,17 @@ func (c *Client) ExportAudit(ctx context.Context, q AuditQuery, w io.Writer) err
 	_, err = io.Copy(w, resp.Body)
 	return err
 }
+
+// NetworkPolicy renders the store-side policy that restricts the team's
+// objects to its networks (instance admins).
+func (c *Client) NetworkPolicy(ctx context.Context, team string) (*NetworkPolicyInfo, error) {
+	var out NetworkPolicyInfo
+	return &out, c.do(ctx, http.MethodGet, teamPath(team, "policy"), nil, &out)
+}
+
+// ApplyNetworkPolicy puts the team's network policy in force at its store,
+// or removes signet's part when the team has no networks (instance admins).
+func (c *Client) ApplyNetworkPolicy(ctx context.Context, team string) (*NetworkPolicyInfo, error) {
+	var out NetworkPolicyInfo
+	return &out, c.do(ctx, http.MethodPut, teamPath(team, "policy"), nil, &out)
+}

@@ -97,6 +97,8 @@ func NewServer(cfg Config) *Server {
 	api("DELETE /v1/keys/{id}", s.handleRevokeKey)
 	api("PUT /v1/teams/{team}/connector", s.handleSetConnector)
 	api("GET /v1/teams/{team}/connector", s.handleGetConnector)
+	api("GET /v1/teams/{team}/policy", s.handleRenderPolicy)
+	api("PUT /v1/teams/{team}/policy", s.handleApplyPolicy)
 	api("GET /v1/teams/{team}/doctor", s.handleDoctor)
 	api("POST /v1/teams/{team}/presign", s.handlePresign)
 	api("POST /v1/teams/{team}/uploads", s.handleCreateUpload)

@@ -137,7 +137,7 @@ func openGCS(ctx context.Context, c *signet.Connector, secret map[string]string)
 
 // openS3 maps a connector and its stored credentials to an S3 driver.
 func openS3(ctx context.Context, c *signet.Connector, secret map[string]string) (driver.Backend, error) {
-	if err := checkKeys("s3", "option", c.Options, "path_style", "role_arn", "role_external_id", "kms_key_id", "sts_endpoint"); err != nil {
+	if err := checkKeys("s3", "option", c.Options, "path_style", "role_arn", "role_external_id", "kms_key_id", "sts_endpoint", "source_vpce", "team_networks"); err != nil {
 		return nil, err
 	}
 	if err := checkKeys("s3", "credential", secret, "access_key_id", "secret_access_key", "session_token"); err != nil {
@@ -153,10 +153,17 @@ func openS3(ctx context.Context, c *signet.Connector, secret map[string]string) 
 			return nil, signet.Errorf(signet.Invalid, "option path_style must be true or false")
 		}
 	}
+	// The team's networks (sighttp.OptionTeamNetworks), set by the server
+	// for role connectors, are in the connector and so in the cache key: a
+	// changed allow-list opens a driver whose session policy carries them.
+	nets, err := signet.ParseNetworks(c.Options["team_networks"])
+	if err != nil {
+		return nil, err
+	}
 	return s3blob.Open(ctx, s3blob.Config{
 		Bucket: c.Bucket, Prefix: c.Prefix, Region: c.Region, Endpoint: c.Endpoint, PathStyle: pathStyle,
 		AccessKeyID: secret["access_key_id"], SecretAccessKey: secret["secret_access_key"], SessionToken: secret["session_token"],
 		RoleARN: c.Options["role_arn"], RoleExternalID: c.Options["role_external_id"], STSEndpoint: c.Options["sts_endpoint"],
-		KMSKeyID: c.Options["kms_key_id"],
+		KMSKeyID: c.Options["kms_key_id"], SourceNetworks: nets, SourceVPCEs: []string{c.Options["source_vpce"]},
 	})
 }

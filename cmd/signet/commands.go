@@ -473,6 +473,7 @@ func newConnectorCmd(env *Env) *cobra.Command {
 	var req sighttp.ConnectorRequest
 	var accessKeyID, roleARN, kmsKeyID, account, credentialsFile, hmacAccessID string
 	var pathStyle, sharedKey bool
+	var sourceVPCEs []string
 	set := &cobra.Command{
 		Use:   "set TEAM",
 		Short: "Set the team's storage connector (team admins)",
@@ -506,6 +507,9 @@ Backends:
 			}
 			if kmsKeyID != "" {
 				opts["kms_key_id"] = kmsKeyID
+			}
+			if len(sourceVPCEs) > 0 {
+				opts["source_vpce"] = strings.Join(sourceVPCEs, ",")
 			}
 			if len(opts) > 0 {
 				req.Options = opts
@@ -570,6 +574,7 @@ Backends:
 	f.StringVar(&accessKeyID, "access-key-id", "", "access key id of the credentials to sign with (secret from SIGNET_SECRET_ACCESS_KEY or stdin)")
 	f.StringVar(&roleARN, "role-arn", "", "sign with STS AssumeRole credentials scoped to this bucket and prefix")
 	f.StringVar(&kmsKeyID, "kms-key-id", "", "KMS key that uploads must be encrypted with (SSE-KMS)")
+	f.StringArrayVar(&sourceVPCEs, "source-vpce", nil, "S3: a VPC endpoint (vpce-...) the team's requests may also come through; in the role session policy and the bucket policy (repeatable)")
 	set.MarkFlagRequired("backend")
 	get := &cobra.Command{
 		Use: "get TEAM", Short: "Show the team's storage connector (never its secrets)", Args: exactArgs(1),

@@ -114,6 +114,7 @@ server's API: set SIGNET_ADDR (default http://127.0.0.1:8080) and SIGNET_TOKEN
 		newCpCmd(env),
 		newAuditCmd(env),
 		newDoctorCmd(env),
+		newPolicyCmd(env),
 	)
 	return root
 }
