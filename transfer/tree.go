@@ -286,7 +286,9 @@ func complete(root *os.Root, name string, o *sighttp.ObjectInfo) bool {
 		}
 		return hex.EncodeToString(h.Sum(nil)) == strings.ToLower(o.SHA256)
 	}
-	return o.LastModified != nil && fi.ModTime().Truncate(time.Second).Equal(o.LastModified.Truncate(time.Second))
+	// Exactly the time DownloadDir set: a file system that keeps coarser
+	// times makes the file be fetched again, never wrongly skipped.
+	return o.LastModified != nil && fi.ModTime().Equal(*o.LastModified)
 }
 
 // downloadRoot is DownloadFile for a file below root: the bytes go to
