@@ -202,3 +202,10 @@ func TestNetworkPolicyOtherBackends(t *testing.T) {
 		t.Errorf("render for a missing team: exit %d, %s", r.code, r.stderr)
 	}
 }
+
+// openS3 reads the team's networks under the option name the server sets.
+func TestTeamNetworksOption(t *testing.T) {
+	if sighttp.OptionTeamNetworks != "team_networks" {
+		t.Errorf("the server sets %q, openS3 reads team_networks", sighttp.OptionTeamNetworks)
+	}
+}
