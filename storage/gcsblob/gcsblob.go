@@ -1,16 +1,21 @@
 package gcsblob
 
 import (
+	"bytes"
 	"context"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/storage"
@@ -31,9 +36,11 @@ const (
 	controlExpiry = 15 * time.Minute
 )
 
-// Config configures a Backend for one bucket. Exactly one way to sign must
-// be given: a service account key (CredentialsJSON) or an HMAC key
-// (HMACAccessID and HMACSecret).
+// Config configures a Backend for one bucket. It signs with a service
+// account key (CredentialsJSON), with an HMAC key (HMACAccessID and
+// HMACSecret), or, when neither is given, keylessly: through the IAM
+// Credentials API's signBlob, as a service account the server's own
+// identity may sign for (ServiceAccount, TokenSource).
 type Config struct {
 	// Bucket is the bucket the backend signs for; it signs for no other.
 	// Required.
@@ -56,13 +63,30 @@ type Config struct {
 	HMACAccessID string
 	HMACSecret   string
 
+	// ServiceAccount is the e-mail of the service account to sign as
+	// keylessly (no key given): each signature is a signBlob call, and
+	// the server's identity needs iam.serviceAccounts.signBlob on this
+	// account (roles/iam.serviceAccountTokenCreator). Empty: the
+	// metadata server's default service account, the workload's own
+	// identity (GCE, GKE workload identity, Cloud Run). Invalid with a
+	// key.
+	ServiceAccount string
+	// TokenSource authenticates the signBlob calls; nil: Application
+	// Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud's
+	// file, workload identity federation, the metadata server).
+	TokenSource oauth2.TokenSource
+	// IAMEndpoint is the base URL of the IAM Credentials API;
+	// DefaultIAMEndpoint when empty (tests point it elsewhere).
+	IAMEndpoint string
+
 	// DisableMultipartSHA256 refuses (Unimplemented) a SHA-256 for chunked
 	// uploads instead of verifying it by reading the object back once (see
 	// CompleteMultipart).
 	DisableMultipartSHA256 bool
 
-	// HTTPClient performs the control-plane calls (chunked uploads);
-	// http.DefaultClient when nil.
+	// HTTPClient performs the control-plane calls (chunked uploads) and,
+	// keyless, the signBlob, token and metadata calls; http.DefaultClient
+	// when nil.
 	HTTPClient *http.Client
 
 	// Now dates signet's own control-plane requests, which GCS checks
@@ -82,6 +106,7 @@ type Backend struct {
 	host      string // Host as signed: without the port
 	basePath  string // "/<bucket>", escaped
 	noMPCheck bool
+	keyless   bool
 	signer    *signer
 	client    *http.Client
 	now       func() time.Time
@@ -93,12 +118,12 @@ var (
 )
 
 // Open checks cfg and returns a Backend, parsing the service account key
-// once. It makes no network call. Errors are *signet.Error values: Invalid
-// for a bad configuration (bucket name, prefix, endpoint, a key file that
-// is not a service account key with an RSA private key, an HMAC key
-// without its secret, or both kinds of key), and Unimplemented when no key
-// is given: keyless signing through the IAM signBlob API is not
-// implemented yet.
+// once. It makes no network call: keyless, the credential chain and the
+// service account are looked up at the first signature. Errors are
+// *signet.Error values: Invalid for a bad configuration (bucket name,
+// prefix, endpoint, a key file that is not a service account key with an
+// RSA private key, an HMAC key without its secret, both kinds of key, a
+// ServiceAccount or IAMEndpoint with a key, or a malformed one).
 func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	const op = "gcsblob.Open"
 	invalid := func(msg string) (*Backend, error) {
@@ -139,6 +164,9 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	switch {
 	case len(cfg.CredentialsJSON) > 0 && (cfg.HMACAccessID != "" || cfg.HMACSecret != ""):
 		return invalid("give either a service account key or an HMAC key, not both")
+	case (len(cfg.CredentialsJSON) > 0 || cfg.HMACAccessID != "" || cfg.HMACSecret != "") &&
+		(cfg.ServiceAccount != "" || cfg.TokenSource != nil || cfg.IAMEndpoint != ""):
+		return invalid("a service account to sign as keylessly excludes a key; give one or the other")
 	case len(cfg.CredentialsJSON) > 0:
 		email, key, err := parseServiceAccount(cfg.CredentialsJSON)
 		if err != nil {
@@ -151,7 +179,21 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		}
 		b.signer = &signer{alg: algHMAC, id: cfg.HMACAccessID, secret: cfg.HMACSecret}
 	default:
-		return nil, signet.E(op, signet.Unimplemented, "keyless signing through the IAM signBlob API is not implemented yet; give a service account key or an HMAC key", nil)
+		if cfg.ServiceAccount != "" && !validEmail(cfg.ServiceAccount) {
+			return invalid("the service account must be an e-mail address, such as signer@project.iam.gserviceaccount.com")
+		}
+		iam := cfg.IAMEndpoint
+		if iam == "" {
+			iam = DefaultIAMEndpoint
+		}
+		if u, err := url.Parse(iam); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return invalid("the IAM endpoint must be an http or https URL")
+		}
+		b.keyless = true
+		b.signer = &signer{alg: algRSA, iam: &iamSigner{
+			cfgEmail: cfg.ServiceAccount, ts: cfg.TokenSource, endpoint: iam, client: cfg.HTTPClient,
+		}}
 	}
 	return b, nil
 }
@@ -208,17 +250,24 @@ func parseServiceAccount(data []byte) (string, *rsa.PrivateKey, error) {
 // GCS cannot check a SHA-256 of an upload (it verifies MD5 and CRC32C
 // only), and its signed URLs cannot be bound to a client network (use
 // VPC Service Controls or IAM conditions), so a SHA256 or ClientPrefix is
-// refused with Unimplemented. A ContentType on a part is Invalid: it is
-// set when the upload starts.
+// refused with Unimplemented; except the SHA-256 of no bytes with Size 0,
+// which the signed Content-Length: 0 already enforces. A ContentType on a
+// part is Invalid: it is set when the upload starts.
 //
 // Service account and HMAC keys do not expire, so SignedURL.Expires is
-// opts.Expires (at most 7 days after Now, GCS's limit).
+// opts.Expires (at most 7 days after Now, GCS's limit). Keyless, the URL
+// is signed by signBlob (one call to Google per URL) with a key Google
+// rotates and guarantees for 12 hours only, so a longer expiry is cut to
+// KeylessMaxExpiry after Now: the URL says so and SignedURL.Expires
+// tells.
 //
 // Errors are *signet.Error values: PermissionDenied for another bucket or
 // a key outside Config.Prefix; Invalid for a method other than GET, HEAD
 // or PUT or bindings on another method; InvalidPart for a malformed part;
 // InvalidExpiry for an expiry not a whole second 1 s to 7 days after Now;
-// Unimplemented as above; Internal when signing fails.
+// Unimplemented as above; Internal when signing fails; keyless, the
+// signBlob errors (PermissionDenied when Google refuses the server's
+// identity, Unavailable when Google cannot be reached or rate limits).
 func (b *Backend) SignedURL(ctx context.Context, o *driver.SignOptions) (*driver.SignedURL, error) {
 	const op = "gcsblob.SignedURL"
 	if err := b.checkKey(op, o.Bucket, o.Key); err != nil {
@@ -239,7 +288,7 @@ func (b *Backend) SignedURL(ctx context.Context, o *driver.SignOptions) (*driver
 		return nil, signet.E(op, signet.InvalidPart, "a part URL needs an upload id and a part number from 1 to 10000", nil)
 	case isPart && o.ContentType != "":
 		return nil, signet.E(op, signet.Invalid, "a part URL cannot bind a content type; set it when the upload starts", nil)
-	case o.SHA256 != nil:
+	case o.SHA256 != nil && !(o.Size == 0 && !isPart && bytes.Equal(o.SHA256, emptySHA256[:])):
 		return nil, signet.E(op, signet.Unimplemented, "GCS cannot check the SHA-256 of an upload; use a chunked upload, which signet verifies when it completes", nil)
 	case o.ClientPrefix.IsValid():
 		return nil, signet.E(op, signet.Unimplemented, "GCS signed URLs cannot be bound to a client network; restrict it with VPC Service Controls or IAM conditions", nil)
@@ -250,6 +299,11 @@ func (b *Backend) SignedURL(ctx context.Context, o *driver.SignOptions) (*driver
 	secs := o.Expires.Unix() - o.Now.Unix()
 	if secs < 1 || secs > maxExpires || !o.Expires.Equal(o.Expires.Truncate(time.Second)) {
 		return nil, signet.E(op, signet.InvalidExpiry, "expiry must be a whole second, 1 second to 7 days after the issue time", nil)
+	}
+	expires := o.Expires
+	if b.keyless && secs > int64(KeylessMaxExpiry/time.Second) {
+		secs = int64(KeylessMaxExpiry / time.Second)
+		expires = time.Unix(o.Now.Unix()+secs, 0)
 	}
 
 	r := &request{method: o.Method, host: b.host, path: b.objectPath(o.Key), time: o.Now, expires: secs}
@@ -274,12 +328,18 @@ func (b *Backend) SignedURL(ctx context.Context, o *driver.SignOptions) (*driver
 			headers["Content-Length"] = n
 		}
 	}
-	s, err := b.signer.presign(r)
+	s, err := b.signer.presign(ctx, r)
 	if err != nil {
+		if e := (*signet.Error)(nil); errors.As(err, &e) {
+			return nil, err
+		}
 		return nil, signet.E(op, signet.Internal, "", err)
 	}
-	return &driver.SignedURL{Method: o.Method, URL: b.url(r.path, s.query), Headers: headers, Expires: o.Expires}, nil
+	return &driver.SignedURL{Method: o.Method, URL: b.url(r.path, s.query), Headers: headers, Expires: expires}, nil
 }
+
+// emptySHA256 is the SHA-256 of no bytes.
+var emptySHA256 = sha256.Sum256(nil)
 
 // objectPath returns the escaped path of key.
 func (b *Backend) objectPath(key string) string {

@@ -23,7 +23,7 @@ import (
 func (b *Backend) call(ctx context.Context, method, key string, query, headers []param, body []byte) (*http.Response, error) {
 	r := &request{method: method, host: b.host, path: b.objectPath(key), query: query, headers: headers,
 		time: b.now(), expires: int64(controlExpiry / time.Second)}
-	s, err := b.signer.presign(r)
+	s, err := b.signer.presign(ctx, r)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package gcsblob
 
 import (
+	"context"
 	"crypto"
 	"crypto/hmac"
 	"crypto/rand"
@@ -33,10 +34,11 @@ type param struct{ name, value string }
 // concurrent use.
 type signer struct {
 	alg string
-	id  string // service account e-mail or HMAC access id
+	id  string // service account e-mail or HMAC access id; "" when keyless
 
-	rsaKey *rsa.PrivateKey // GOOG4-RSA-SHA256
+	rsaKey *rsa.PrivateKey // GOOG4-RSA-SHA256 with a key file
 	secret string          // GOOG4-HMAC-SHA256
+	iam    *iamSigner      // GOOG4-RSA-SHA256 through signBlob (keyless)
 
 	// day caches the HMAC signing key of one UTC date.
 	day atomic.Pointer[dayKey]
@@ -67,9 +69,17 @@ type signed struct {
 	stringToSign     string
 }
 
-// presign signs r. It fails only when the RSA signer does (never for a
-// valid key).
-func (s *signer) presign(r *request) (*signed, error) {
+// presign signs r. With a key it fails only when the RSA signer does
+// (never for a valid key); keyless, it makes the signBlob call and
+// returns its *signet.Error.
+func (s *signer) presign(ctx context.Context, r *request) (*signed, error) {
+	id := s.id
+	if s.iam != nil {
+		var err error
+		if id, err = s.iam.identity(ctx); err != nil {
+			return nil, err
+		}
+	}
 	t := r.time.UTC()
 	stamp := t.Format("20060102T150405Z")
 	date := stamp[:8]
@@ -101,7 +111,7 @@ func (s *signer) presign(r *request) (*signed, error) {
 	q := make([]param, 0, len(r.query)+5)
 	q = append(q,
 		param{"X-Goog-Algorithm", s.alg},
-		param{"X-Goog-Credential", s.id + "/" + date + scopeSuffix},
+		param{"X-Goog-Credential", id + "/" + date + scopeSuffix},
 		param{"X-Goog-Date", stamp},
 		param{"X-Goog-Expires", strconv.FormatInt(r.expires, 10)},
 		param{"X-Goog-SignedHeaders", signedHeaders.String()},
@@ -151,7 +161,12 @@ func (s *signer) presign(r *request) (*signed, error) {
 	sts := s.alg + "\n" + stamp + "\n" + date + scopeSuffix + "\n" + hex.EncodeToString(sum[:])
 
 	var sig []byte
-	if s.rsaKey != nil {
+	if s.iam != nil {
+		var err error
+		if sig, err = s.iam.sign(ctx, []byte(sts)); err != nil {
+			return nil, err
+		}
+	} else if s.rsaKey != nil {
 		digest := sha256.Sum256([]byte(sts))
 		var err error
 		if sig, err = rsa.SignPKCS1v15(rand.Reader, s.rsaKey, crypto.SHA256, digest[:]); err != nil {

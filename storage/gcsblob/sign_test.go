@@ -1,6 +1,7 @@
 package gcsblob
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -143,7 +144,7 @@ func TestConformanceVectors(t *testing.T) {
 			for k, v := range tc.Headers {
 				r.headers = append(r.headers, param{k, v})
 			}
-			got, err := s.presign(r)
+			got, err := s.presign(context.Background(), r)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -359,7 +359,12 @@ func TestOpen(t *testing.T) {
 		cfg  gcsblob.Config
 		code signet.Code
 	}{
-		{"no key", gcsblob.Config{Bucket: "b-1"}, signet.Unimplemented},
+		{"no key: keyless", gcsblob.Config{Bucket: "b-1"}, ""},
+		{"keyless as a named account", gcsblob.Config{Bucket: "b-1", ServiceAccount: "s@p.iam.gserviceaccount.com"}, ""},
+		{"keyless as a malformed account", gcsblob.Config{Bucket: "b-1", ServiceAccount: "not-an-email"}, signet.Invalid},
+		{"a service account with a key file", gcsblob.Config{Bucket: "b-1", CredentialsJSON: keyFile, ServiceAccount: "s@p.iam.gserviceaccount.com"}, signet.Invalid},
+		{"a service account with an HMAC key", gcsblob.Config{Bucket: "b-1", HMACAccessID: "a", HMACSecret: "s", ServiceAccount: "s@p.iam.gserviceaccount.com"}, signet.Invalid},
+		{"keyless with a bad IAM endpoint", gcsblob.Config{Bucket: "b-1", IAMEndpoint: "ftp://x"}, signet.Invalid},
 		{"both keys", gcsblob.Config{Bucket: "b-1", CredentialsJSON: keyFile, HMACAccessID: "a", HMACSecret: "s"}, signet.Invalid},
 		{"HMAC without secret", gcsblob.Config{Bucket: "b-1", HMACAccessID: "a"}, signet.Invalid},
 		{"not a key file", gcsblob.Config{Bucket: "b-1", CredentialsJSON: []byte(`{"type":"authorized_user"}`)}, signet.Invalid},

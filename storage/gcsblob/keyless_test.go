@@ -1,0 +1,453 @@
+package gcsblob_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/storage"
+	"github.com/signetdev/signet/storage/driver"
+	"github.com/signetdev/signet/storage/gcsblob"
+)
+
+// signBlobServer stands in for the IAM Service Account Credentials API's
+// signBlob method. No real Google IAM is reachable offline (and none would
+// sign for a test identity), so it is written from the API reference: it
+// holds an RSA key standing for the service account's Google-managed key,
+// checks the request's shape (POST /v1/projects/-/serviceAccounts/EMAIL:signBlob,
+// a JSON body holding only the base64 payload) and the caller's bearer
+// token, and answers the payload's RSASSA-PKCS1-v1_5 SHA-256 signature.
+// The URLs signed through it are then checked by the test's verifier with
+// the public key, as GCS checks them.
+type signBlobServer struct {
+	t     *testing.T
+	key   *rsa.PrivateKey
+	email string
+	token string
+
+	calls atomic.Int64
+	// fail, when not zero, is the status every call is answered with.
+	fail atomic.Int64
+	// garbage makes the answer's signedBlob unusable.
+	garbage atomic.Bool
+
+	mu       sync.Mutex
+	problems []string
+}
+
+func newSignBlobServer(t *testing.T, key *rsa.PrivateKey, email, token string) (*signBlobServer, *httptest.Server) {
+	s := &signBlobServer{t: t, key: key, email: email, token: token}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		for _, p := range s.problems {
+			t.Errorf("signBlob request: %s", p)
+		}
+	})
+	return s, srv
+}
+
+func (s *signBlobServer) problem(w http.ResponseWriter, status int, format string, args ...any) {
+	s.mu.Lock()
+	s.problems = append(s.problems, fmt.Sprintf(format, args...))
+	s.mu.Unlock()
+	http.Error(w, `{"error":{"code":400,"message":"bad request","status":"INVALID_ARGUMENT"}}`, status)
+}
+
+func (s *signBlobServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.calls.Add(1)
+	w.Header().Set("Content-Type", "application/json")
+	if r.Header.Get("Authorization") != "Bearer "+s.token {
+		// Not a problem of the request's shape: the error tests send a
+		// wrong token on purpose.
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}`)
+		return
+	}
+	if r.Method != http.MethodPost || r.URL.Path != "/v1/projects/-/serviceAccounts/"+s.email+":signBlob" {
+		s.problem(w, http.StatusNotFound, "%s %s, want POST /v1/projects/-/serviceAccounts/%s:signBlob", r.Method, r.URL.Path, s.email)
+		return
+	}
+	if st := s.fail.Load(); st != 0 {
+		w.WriteHeader(int(st))
+		fmt.Fprintf(w, `{"error":{"code":%d,"message":"refused by the test","status":"X"}}`, st)
+		return
+	}
+	var req map[string]any
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		s.problem(w, http.StatusBadRequest, "body is not JSON: %v", err)
+		return
+	}
+	p, _ := req["payload"].(string)
+	payload, err := base64.StdEncoding.DecodeString(p)
+	if err != nil || len(payload) == 0 || len(req) != 1 {
+		s.problem(w, http.StatusBadRequest, "body %v, want only a base64 payload", req)
+		return
+	}
+	if !strings.HasPrefix(string(payload), "GOOG4-RSA-SHA256\n") {
+		s.problem(w, http.StatusBadRequest, "payload %q is not a GOOG4-RSA-SHA256 string to sign", payload)
+		return
+	}
+	d := sha256.Sum256(payload)
+	sig, err := rsa.SignPKCS1v15(rand.Reader, s.key, crypto.SHA256, d[:])
+	if err != nil {
+		s.problem(w, http.StatusInternalServerError, "signing: %v", err)
+		return
+	}
+	blob := base64.StdEncoding.EncodeToString(sig)
+	if s.garbage.Load() {
+		blob = "not base64!"
+	}
+	json.NewEncoder(w).Encode(map[string]string{"keyId": "0123abcd", "signedBlob": blob})
+}
+
+// metadataServer answers what the GCE / GKE metadata server does for the
+// default service account: its e-mail and an access token. It is found
+// through GCE_METADATA_HOST, as the metadata package documents.
+func metadataServer(t *testing.T, email, token string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Metadata-Flavor") != "Google" {
+			http.Error(w, "missing Metadata-Flavor", http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Metadata-Flavor", "Google")
+		switch r.URL.Path {
+		case "/computeMetadata/v1/instance/service-accounts/default/email":
+			io.WriteString(w, email)
+		case "/computeMetadata/v1/instance/service-accounts/default/token":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"access_token":%q,"expires_in":3599,"token_type":"Bearer"}`, token)
+		case "/computeMetadata/v1/project/project-id":
+			io.WriteString(w, "test-project")
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// noAmbientCredentials makes the process look like a machine without
+// Google credentials, whatever the developer's own setup.
+func noAmbientCredentials(t *testing.T) {
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("CLOUDSDK_CONFIG", t.TempDir())
+	t.Setenv("GCE_METADATA_HOST", "")
+}
+
+// keylessCheck signs a GET, a bound PUT and a part URL with be and checks
+// them with the verifier (public key pub) through a verifying store at
+// be's endpoint, plus a tampered one.
+func keylessCheck(t *testing.T, be *gcsblob.Backend, email string) {
+	t.Helper()
+	sign := func(o driver.SignOptions) *driver.SignedURL {
+		t.Helper()
+		now := time.Now()
+		o.Bucket, o.Now, o.Expires, o.GrantID = "test-bucket", now, now.Truncate(time.Second).Add(time.Hour), "grant-1"
+		u, err := be.SignedURL(context.Background(), &o)
+		if err != nil {
+			t.Fatalf("SignedURL: %v", err)
+		}
+		return u
+	}
+	do := func(method, rawURL string, h map[string]string, body []byte) int {
+		t.Helper()
+		req, err := http.NewRequest(method, rawURL, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range h {
+			if k != "Content-Length" {
+				req.Header.Set(k, v)
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	const key = "dir/a b+ü.bin"
+	get := sign(driver.SignOptions{Method: http.MethodGet, Key: key, Size: -1})
+	q, _ := url.ParseQuery(get.URL[strings.IndexByte(get.URL, '?')+1:])
+	if q.Get("X-Goog-Algorithm") != "GOOG4-RSA-SHA256" || !strings.HasPrefix(q.Get("X-Goog-Credential"), email+"/") {
+		t.Errorf("algorithm %q, credential %q; want GOOG4-RSA-SHA256 by %s", q.Get("X-Goog-Algorithm"), q.Get("X-Goog-Credential"), email)
+	}
+	if st := do(http.MethodGet, get.URL, nil, nil); st != http.StatusOK {
+		t.Errorf("GET with a keyless URL answered %d, want 200 (the signature does not verify)", st)
+	}
+	body := []byte("0123456789")
+	put := sign(driver.SignOptions{Method: http.MethodPut, Key: key, Size: 10, ContentType: "text/plain"})
+	if st := do(http.MethodPut, put.URL, put.Headers, body); st != http.StatusOK {
+		t.Errorf("PUT with a keyless URL answered %d, want 200", st)
+	}
+	if st := do(http.MethodPut, put.URL, put.Headers, append(body, 'x')); st != http.StatusForbidden {
+		t.Errorf("PUT of a longer body with a keyless URL answered %d, want 403", st)
+	}
+	part := sign(driver.SignOptions{Method: http.MethodPut, Key: key, Size: 10, UploadID: "upload-1", PartNumber: 2})
+	if st := do(http.MethodPut, part.URL, part.Headers, body); st != http.StatusOK {
+		t.Errorf("PUT of a part with a keyless URL answered %d, want 200", st)
+	}
+	i := strings.Index(get.URL, "X-Goog-Signature=") + len("X-Goog-Signature=")
+	flipped := get.URL[:i] + map[bool]string{true: "1", false: "0"}[get.URL[i] == '0'] + get.URL[i+1:]
+	if st := do(http.MethodGet, flipped, nil, nil); st != http.StatusForbidden {
+		t.Errorf("GET with a flipped signature answered %d, want 403", st)
+	}
+}
+
+// TestKeyless signs URLs and control-plane requests without a key, through
+// signBlob (see signBlobServer), and checks the credential chain, the
+// shortened expiry and the error codes.
+func TestKeyless(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const email = "signer@test-project.iam.gserviceaccount.com"
+	v := &verifier{pub: &key.PublicKey, now: time.Now}
+	store := verifyingStore(t, v)
+
+	t.Run("ServiceAccountAndTokenSource", func(t *testing.T) {
+		sb, iam := newSignBlobServer(t, key, email, "token-1")
+		be, err := gcsblob.Open(context.Background(), gcsblob.Config{
+			Bucket: "test-bucket", Endpoint: store.URL, ServiceAccount: email,
+			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "token-1"}), IAMEndpoint: iam.URL,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keylessCheck(t, be, email)
+		if n := sb.calls.Load(); n != 3 {
+			t.Errorf("%d signBlob calls for 3 URLs, want one each", n)
+		}
+	})
+
+	t.Run("WorkloadIdentity", func(t *testing.T) {
+		// No service account, no token source, no key file: the
+		// metadata server names the account and hands out the token, as
+		// on GCE, GKE with workload identity, or Cloud Run.
+		noAmbientCredentials(t)
+		md := metadataServer(t, email, "metadata-token")
+		t.Setenv("GCE_METADATA_HOST", strings.TrimPrefix(md.URL, "http://"))
+		sb, iam := newSignBlobServer(t, key, email, "metadata-token")
+		be, err := gcsblob.Open(context.Background(), gcsblob.Config{Bucket: "test-bucket", Endpoint: store.URL, IAMEndpoint: iam.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keylessCheck(t, be, email)
+		if sb.calls.Load() == 0 {
+			t.Error("no signBlob call was made")
+		}
+	})
+
+	t.Run("CredentialsFile", func(t *testing.T) {
+		// GOOGLE_APPLICATION_CREDENTIALS names a service account key
+		// whose token endpoint is the test's: the caller's token comes
+		// from the standard chain (a JWT exchanged for a token).
+		noAmbientCredentials(t)
+		keyFile, _, _ := serviceAccount(t)
+		var tokens atomic.Int64
+		tokenSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.ParseForm()
+			if r.Form.Get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" || r.Form.Get("assertion") == "" {
+				http.Error(w, `{"error":"invalid_grant"}`, http.StatusBadRequest)
+				return
+			}
+			tokens.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"access_token":"file-token","expires_in":3600,"token_type":"Bearer"}`)
+		}))
+		t.Cleanup(tokenSrv.Close)
+		var f map[string]any
+		json.Unmarshal(keyFile, &f)
+		f["token_uri"] = tokenSrv.URL
+		data, _ := json.Marshal(f)
+		path := filepath.Join(t.TempDir(), "adc.json")
+		os.WriteFile(path, data, 0o600)
+		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", path)
+
+		_, iam := newSignBlobServer(t, key, email, "file-token")
+		be, err := gcsblob.Open(context.Background(), gcsblob.Config{Bucket: "test-bucket", Endpoint: store.URL, ServiceAccount: email, IAMEndpoint: iam.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keylessCheck(t, be, email)
+		if n := tokens.Load(); n != 1 {
+			t.Errorf("%d tokens fetched for 3 URLs, want 1 (the token is reused)", n)
+		}
+	})
+
+	t.Run("Expiry", func(t *testing.T) {
+		_, iam := newSignBlobServer(t, key, email, "t")
+		be, err := gcsblob.Open(context.Background(), gcsblob.Config{
+			Bucket: "test-bucket", Endpoint: store.URL, ServiceAccount: email,
+			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t"}), IAMEndpoint: iam.URL,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		for _, tc := range []struct {
+			asked, want time.Duration
+		}{
+			{time.Hour, time.Hour},
+			{gcsblob.KeylessMaxExpiry, gcsblob.KeylessMaxExpiry},
+			{7 * 24 * time.Hour, gcsblob.KeylessMaxExpiry},
+		} {
+			u, err := be.SignedURL(context.Background(), &driver.SignOptions{Method: http.MethodGet, Bucket: "test-bucket", Key: "k",
+				Now: now, Expires: now.Truncate(time.Second).Add(tc.asked), Size: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, _ := url.ParseQuery(u.URL[strings.IndexByte(u.URL, '?')+1:])
+			wantSecs := fmt.Sprint(int64(tc.want / time.Second))
+			if q.Get("X-Goog-Expires") != wantSecs || !u.Expires.Equal(now.Truncate(time.Second).Add(tc.want)) {
+				t.Errorf("asked %v: X-Goog-Expires %s, Expires %v; want %s and %v", tc.asked, q.Get("X-Goog-Expires"), u.Expires, wantSecs, now.Truncate(time.Second).Add(tc.want))
+			}
+			req, _ := http.NewRequest(http.MethodGet, u.URL, nil)
+			if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+				t.Errorf("asked %v: the URL does not verify", tc.asked)
+			}
+		}
+	})
+
+	t.Run("Multipart", func(t *testing.T) {
+		// signet's own XML API calls are signed through signBlob too.
+		_, iam := newSignBlobServer(t, key, email, "t")
+		mpu := &xmlMPU{v: v, uploads: map[string]*mpUpload{}, objects: map[string]*mpObject{}, pageSize: 10}
+		srv := httptest.NewServer(mpu)
+		t.Cleanup(srv.Close)
+		be, err := gcsblob.Open(context.Background(), gcsblob.Config{
+			Bucket: "b-1", Endpoint: srv.URL, ServiceAccount: email,
+			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t"}), IAMEndpoint: iam.URL,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := storage.Open(be, &signet.Connector{Backend: signet.BackendGCS, Bucket: "b-1"})
+		ctx := context.Background()
+		data := []byte("keyless chunked upload")
+		id, err := b.CreateMultipart(ctx, "k.bin", &driver.MultipartOptions{Size: int64(len(data)), PartSize: int64(len(data))})
+		if err != nil {
+			t.Fatalf("CreateMultipart: %v", err)
+		}
+		now := time.Now()
+		u, err := b.SignedURL(ctx, "k.bin", &driver.SignOptions{Method: http.MethodPut, Now: now,
+			Expires: now.Truncate(time.Second).Add(time.Hour), Size: int64(len(data)), UploadID: id, PartNumber: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(u.Method, u.URL, bytes.NewReader(data))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("part PUT: %v %v", resp, err)
+		}
+		resp.Body.Close()
+		parts, err := b.ListParts(ctx, "k.bin", id)
+		if err != nil {
+			t.Fatalf("ListParts: %v", err)
+		}
+		sum := sha256.Sum256(data)
+		if err := b.CompleteMultipart(ctx, "k.bin", id, parts, sum[:]); err != nil {
+			t.Fatalf("CompleteMultipart: %v", err)
+		}
+		if o := mpu.objects["k.bin"]; o == nil || !bytes.Equal(o.data, data) {
+			t.Error("the upload was not assembled")
+		}
+	})
+
+	t.Run("Errors", func(t *testing.T) {
+		sb, iam := newSignBlobServer(t, key, email, "right-token")
+		open := func(token string) *gcsblob.Backend {
+			be, err := gcsblob.Open(context.Background(), gcsblob.Config{
+				Bucket: "test-bucket", Endpoint: store.URL, ServiceAccount: email,
+				TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}), IAMEndpoint: iam.URL,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return be
+		}
+		signErr := func(be *gcsblob.Backend) error {
+			now := time.Now()
+			_, err := be.SignedURL(context.Background(), &driver.SignOptions{Method: http.MethodGet, Bucket: "test-bucket", Key: "k",
+				Now: now, Expires: now.Truncate(time.Second).Add(time.Hour), Size: -1})
+			if err != nil && strings.Contains(err.Error(), "right-token") || err != nil && strings.Contains(err.Error(), "wrong-token") {
+				t.Errorf("the error quotes the caller's token: %v", err)
+			}
+			return err
+		}
+		good := open("right-token")
+		for _, tc := range []struct {
+			status int
+			code   signet.Code
+		}{
+			{http.StatusForbidden, signet.PermissionDenied},
+			{http.StatusNotFound, signet.PermissionDenied},
+			{http.StatusTooManyRequests, signet.Unavailable},
+			{http.StatusInternalServerError, signet.Unavailable},
+			{http.StatusServiceUnavailable, signet.Unavailable},
+			{http.StatusBadRequest, signet.Invalid},
+		} {
+			sb.fail.Store(int64(tc.status))
+			wantCode(t, fmt.Sprintf("signBlob answering %d", tc.status), signErr(good), tc.code)
+		}
+		sb.fail.Store(0)
+		wantCode(t, "a token signBlob refuses (401)", signErr(open("wrong-token")), signet.PermissionDenied)
+		sb.garbage.Store(true)
+		wantCode(t, "an unusable signedBlob", signErr(good), signet.Internal)
+		sb.garbage.Store(false)
+		if err := signErr(good); err != nil {
+			t.Errorf("signing after the failures: %v", err)
+		}
+
+		// The control plane answers the same codes.
+		sb.fail.Store(http.StatusForbidden)
+		_, err := good.CreateMultipart(context.Background(), "test-bucket", "k", &driver.MultipartOptions{Size: 1, PartSize: 1})
+		wantCode(t, "CreateMultipart when signBlob refuses", err, signet.PermissionDenied)
+		sb.fail.Store(0)
+
+		// IAM unreachable.
+		closed := httptest.NewServer(http.NotFoundHandler())
+		closed.Close()
+		be, _ := gcsblob.Open(context.Background(), gcsblob.Config{Bucket: "test-bucket", ServiceAccount: email,
+			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t"}), IAMEndpoint: closed.URL})
+		wantCode(t, "IAM unreachable", signErr(be), signet.Unavailable)
+
+		// No service account given and no metadata server; no
+		// credentials at all.
+		noAmbientCredentials(t)
+		t.Setenv("GCE_METADATA_HOST", strings.TrimPrefix(closed.URL, "http://"))
+		be, _ = gcsblob.Open(context.Background(), gcsblob.Config{Bucket: "test-bucket",
+			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t"}), IAMEndpoint: iam.URL})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		now := time.Now()
+		_, err = be.SignedURL(ctx, &driver.SignOptions{Method: http.MethodGet, Bucket: "test-bucket", Key: "k",
+			Now: now, Expires: now.Truncate(time.Second).Add(time.Hour), Size: -1})
+		wantCode(t, "no service account and no metadata server", err, signet.Unavailable)
+	})
+}
