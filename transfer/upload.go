@@ -174,6 +174,10 @@ func upload(ctx context.Context, c *sighttp.Client, team, key string, r io.Reade
 			// which signet verifies when it completes.
 			u.o.PartSize = max(size, minPartSize)
 			res.Parts, res.ResumedParts, err = u.chunked(ctx)
+		} else if signet.ErrorCode(err) == signet.Unimplemented {
+			// An empty object cannot be chunked: send it unbound and
+			// read it back (Azure).
+			err = u.emptyUnbound(ctx)
 		}
 	}
 	if err != nil {
