@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"slices"
@@ -276,6 +277,12 @@ func (b *Backend) CompleteMultipart(ctx context.Context, bucket, key, uploadID s
 	var opts blockblob.CommitBlockListOptions
 	if contentType != "" {
 		opts.HTTPHeaders = &blob.HTTPHeaders{BlobContentType: &contentType}
+	}
+	if sum != nil {
+		// True once verifySHA256 has passed (a blob that does not match
+		// is deleted); Stat and List report it.
+		h := hex.EncodeToString(sum)
+		opts.Metadata = map[string]*string{SHA256Meta: &h}
 	}
 	resp, err := b.client.NewBlockBlobClient(key).CommitBlockList(ctx, ids, &opts)
 	if err != nil {

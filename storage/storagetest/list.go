@@ -228,7 +228,7 @@ func (s *suite) testStat(t *testing.T) {
 	_, err = s.b.Stat(ctx, s.base+"stat/missing")
 	wantCode(t, "Stat of a missing object", err, signet.NotFound)
 
-	if !s.h.Multipart || !s.h.BindsChecksum {
+	if !s.h.Multipart || !s.h.multipartChecksum() {
 		return
 	}
 	// A chunked upload completed with a verified SHA-256 reports it.
