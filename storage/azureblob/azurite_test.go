@@ -8,10 +8,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -418,14 +421,18 @@ func signWith(t *testing.T, be driver.Backend, bucket, method, key string) *driv
 	return u
 }
 
-// testClientPrefix checks the sip binding. Azure refuses a request from
-// outside the signed range; Azurite does not check sip at all (its
-// validateIPRange is a TODO), so what it can prove is that sip is signed
-// (altering it is refused) and that the range does not break a request
-// from inside it. The outside check runs anyway and skips when the peer
-// lets the request through.
+// testClientPrefix checks the sip binding: a URL bound to one address
+// works from there and is refused from another. Azure refuses a request
+// from outside the signed range; Azurite does not check sip at all (its
+// validateIPRange is a TODO). So Azurite proves that sip is signed
+// (altering or removing it is refused) and that a request from inside the
+// range passes, and sipGate, in front of Azurite, does the one check
+// Azurite skips, with real source addresses: requests leave from
+// 127.0.0.2 and 127.0.0.3 (net.Dialer.LocalAddr; Linux routes all of
+// 127.0.0.0/8 to the loopback device).
 func testClientPrefix(t *testing.T, p *testpeer.AzuritePeer) {
-	e := newEnv(t, p, nil)
+	gate := newSIPGate(t, p)
+	e := newEnv(t, p, func(c *azureblob.Config) { c.Endpoint = gate.URL + "/" + p.Account })
 	const key = "sip/object"
 	e.put(t, key, []byte("x"))
 	bound := func(p string) *driver.SignedURL {
@@ -436,36 +443,128 @@ func testClientPrefix(t *testing.T, p *testpeer.AzuritePeer) {
 		tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}).DialContext
 		return &http.Client{Transport: tr}
 	}
-	for _, tc := range []struct{ prefix, sip string }{
-		{"127.0.0.1/32", "127.0.0.1"},
-		{"127.0.0.0/8", "127.0.0.0-127.255.255.255"},
-		{"::ffff:127.0.0.0/104", "127.0.0.0-127.255.255.255"},
+	get := func(src, rawURL string) int {
+		t.Helper()
+		st, _, _ := doWith(t, from(src), http.MethodGet, rawURL, nil, nil)
+		return st
+	}
+	for _, tc := range []struct {
+		prefix, sip string
+		inside      []string
+		outside     []string
+	}{
+		{"127.0.0.2/32", "127.0.0.2", []string{"127.0.0.2"}, []string{"127.0.0.3", "127.0.0.1"}},
+		{"127.0.0.2/31", "127.0.0.2-127.0.0.3", []string{"127.0.0.2", "127.0.0.3"}, []string{"127.0.0.4", "127.0.0.1"}},
+		{"127.0.0.0/8", "127.0.0.0-127.255.255.255", []string{"127.0.0.1", "127.0.0.3"}, nil},
+		{"::ffff:127.0.0.2/128", "127.0.0.2", []string{"127.0.0.2"}, []string{"127.0.0.3"}},
 	} {
 		u := bound(tc.prefix)
 		q, _ := url.ParseQuery(u.URL[strings.IndexByte(u.URL, '?')+1:])
 		if q.Get("sip") != tc.sip {
 			t.Errorf("%s: sip = %q, want %q", tc.prefix, q.Get("sip"), tc.sip)
 		}
-		if st, _, _ := doWith(t, from("127.0.0.1"), u.Method, u.URL, nil, nil); st != http.StatusOK {
-			t.Errorf("GET from 127.0.0.1 with sip %s answered %d, want 200", tc.sip, st)
+		for _, src := range tc.inside {
+			if st := get(src, u.URL); st != http.StatusOK {
+				t.Errorf("GET from %s with sip %s answered %d, want 200", src, tc.sip, st)
+			}
 		}
-		if st, _, _ := e.do(t, u.Method, withParam(t, u.URL, "sip", "127.0.0.0-127.255.255.254"), nil, nil); st != http.StatusForbidden {
-			t.Errorf("GET with sip %s altered answered %d, want 403", tc.sip, st)
+		for _, src := range tc.outside {
+			if st := get(src, u.URL); st != http.StatusForbidden {
+				t.Errorf("GET from %s with sip %s answered %d, want 403", src, tc.sip, st)
+			}
 		}
 	}
-	t.Run("Outside", func(t *testing.T) {
-		u := bound("127.0.0.2/32")
-		st, _, _ := doWith(t, from("127.0.0.1"), u.Method, u.URL, nil, nil)
-		if st == http.StatusOK {
-			t.Skip("Azurite let a request from 127.0.0.1 through a SAS bound to 127.0.0.2: it does not check sip (Azure does)")
+
+	// Azurite checks that sip is signed: a client outside the range
+	// cannot widen it or drop it to pass the gate.
+	u := bound("127.0.0.2/32")
+	for _, tc := range []struct{ what, url string }{
+		{"widened to 127.0.0.0/8", withParam(t, u.URL, "sip", "127.0.0.0-127.255.255.255")},
+		{"moved to 127.0.0.3", withParam(t, u.URL, "sip", "127.0.0.3")},
+		{"removed", withoutParam(t, u.URL, "sip")},
+	} {
+		if st := get("127.0.0.3", tc.url); st != http.StatusForbidden {
+			t.Errorf("GET from 127.0.0.3 with sip %s answered %d, want 403", tc.what, st)
 		}
-		if st != http.StatusForbidden {
-			t.Errorf("GET from outside the signed range answered %d, want 403", st)
+	}
+	if n := gate.refused.Load(); n == 0 {
+		t.Error("the gate refused nothing")
+	}
+
+	// Straight to Azurite, the outside request passes: the reason for
+	// the gate. Should Azurite start checking sip, this notices.
+	direct := strings.Replace(u.URL, gate.URL, strings.TrimSuffix(p.Endpoint, "/"+p.Account), 1)
+	if st := get("127.0.0.3", direct); st == http.StatusForbidden {
+		t.Log("Azurite itself refused a request from outside the sip range: it checks sip now; the gate could go")
+	} else if st != http.StatusOK {
+		t.Errorf("GET straight to Azurite from 127.0.0.3 answered %d", st)
+	}
+}
+
+// sipGate is a reverse proxy in front of Azurite that does what Azure
+// does with a SAS's sip field and Azurite does not: it refuses (403) a
+// request whose source address is outside the signed range ("a.b.c.d" or
+// "a.b.c.d-e.f.g.h", as Azure documents sip), and passes every request to
+// Azurite, which verifies the signature, sip included. It stands in for
+// that one check only.
+type sipGate struct {
+	*httptest.Server
+	refused atomic.Int64
+}
+
+func newSIPGate(t *testing.T, p *testpeer.AzuritePeer) *sipGate {
+	t.Helper()
+	target, err := url.Parse(p.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target.Path = ""
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = p.Client().Transport
+	g := &sipGate{}
+	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sip := r.URL.Query().Get("sip"); sip != "" {
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			src, err := netip.ParseAddr(host)
+			if err != nil || !inSIP(sip, src.Unmap()) {
+				g.refused.Add(1)
+				w.Header().Set("x-ms-error-code", "AuthorizationSourceIPMismatch")
+				w.WriteHeader(http.StatusForbidden)
+				return
+			}
 		}
-		if st, _, _ := doWith(t, from("127.0.0.2"), u.Method, u.URL, nil, nil); st != http.StatusOK {
-			t.Errorf("GET from inside the signed range answered %d, want 200", st)
-		}
-	})
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(g.Close)
+	return g
+}
+
+// inSIP reports whether a falls in the sip range, read independently of
+// the driver.
+func inSIP(sip string, a netip.Addr) bool {
+	lo, hi, isRange := strings.Cut(sip, "-")
+	if !isRange {
+		hi = lo
+	}
+	first, err1 := netip.ParseAddr(lo)
+	last, err2 := netip.ParseAddr(hi)
+	if err1 != nil || err2 != nil || !first.Is4() || !last.Is4() {
+		return false
+	}
+	return a.Is4() && first.Compare(a) <= 0 && a.Compare(last) <= 0
+}
+
+// withoutParam returns rawURL without query parameter name.
+func withoutParam(t *testing.T, rawURL, name string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Del(name)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // upload is a chunked upload driven through part URLs, as a client does.
