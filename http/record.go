@@ -2,7 +2,10 @@ package http
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/signetdev/signet"
@@ -65,7 +68,53 @@ func (s *Server) commit(ctx context.Context, fn func(tx signet.Tx) error, evs ..
 	if c := signet.ErrorCode(err); c == signet.Unavailable || c == signet.Internal {
 		s.metrics.auditFail.Inc()
 	}
+	switch {
+	case err == nil:
+		s.auditHealth.failed.Store(false)
+	case signet.ErrorCode(err) == signet.Unavailable:
+		s.auditHealth.failed.Store(true)
+	}
 	return err
+}
+
+// auditHealth remembers whether the latest audit commit failed for want of
+// the store, for /readyz.
+type auditHealth struct{ failed atomic.Bool }
+
+// probeReason fills the readiness probe's entry.
+var probeReason = strings.Repeat("readiness probe, never committed. ", 256)
+
+// errProbe ends the readiness probe's transaction, so that it never commits.
+var errProbe = errors.New("readiness probe, rolled back on purpose")
+
+// ready reports whether an audit record can be made durable now. The
+// store's Ping (can it be reached, can the write lock be taken) answers
+// that while nothing has failed. After an audit commit failed as
+// Unavailable it is not enough: a full disk lets the lock be taken but not
+// a page be added. Then ready also appends a probe entry and rolls it
+// back, until that succeeds or an audit commit does.
+func (s *Server) ready(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return err
+	}
+	if !s.auditHealth.failed.Load() {
+		return nil
+	}
+	err := s.store.Update(ctx, func(tx signet.Tx) error {
+		// Larger than any request's entry, so that it needs room a
+		// request's would: a new page, where a full disk has none.
+		ev := &signet.AuditEvent{Time: s.now(), Action: "readyz.probe", Outcome: signet.OutcomeError,
+			Reason: probeReason}
+		if err := tx.AppendAudit(ev); err != nil {
+			return err
+		}
+		return errProbe
+	})
+	if !errors.Is(err, errProbe) {
+		return auditUnavailable(err)
+	}
+	s.auditHealth.failed.Store(false)
+	return nil
 }
 
 // deny records that r was refused with err and answers with err. If the

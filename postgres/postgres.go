@@ -202,12 +202,16 @@ func (db *DB) withWriteTimeout(ctx context.Context) (context.Context, context.Ca
 // View runs fn in a REPEATABLE READ READ ONLY transaction, which sees one
 // consistent snapshot of the database, and returns fn's error unchanged.
 // The Tx's write methods return Internal errors. Unavailable if the
-// database cannot be reached.
+// database cannot be reached, or does not start the transaction within
+// WriteTimeout (a hung server); fn's statements are bounded by ctx alone,
+// since a read may take long (verifying the whole audit log).
 func (db *DB) View(ctx context.Context, fn func(signet.Tx) error) error {
 	const op = "postgres.View"
-	ptx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	bctx, cancel := db.withWriteTimeout(ctx)
+	ptx, err := db.pool.BeginTx(bctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	cancel()
 	if err != nil {
-		return storeError(op, withContext(ctx, err), "")
+		return storeError(op, withContext(bctx, err), "")
 	}
 	defer rollback(ptx)
 	return fn(&tx{ctx: ctx, db: db, tx: ptx, readOnly: true})

@@ -1,0 +1,95 @@
+package postgres
+
+import (
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/signetdev/signet/internal/faulttest"
+	"github.com/signetdev/signet/internal/testpeer"
+)
+
+// faultWriteTimeout is the deadline the fault tests give the store, short
+// so that a hung database is noticed quickly.
+const faultWriteTimeout = time.Second
+
+// openThroughProxy serves a new database through a proxy the test can cut
+// or stall, between signet and the real PostgreSQL server.
+func openThroughProxy(t *testing.T) (*faulttest.Env, *faulttest.Proxy) {
+	u := testpeer.PostgresURL(t)
+	mustMigrate(t, u)
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := faulttest.NewProxy(t, pu.Host)
+	pu.Host = p.Addr()
+	db := mustOpen(t, pu.String())
+	db.WriteTimeout = faultWriteTimeout
+	e := faulttest.Start(t, db)
+	if a := e.Presign("before"); a.Status != 200 {
+		t.Fatalf("presign before the fault: %d %s", a.Status, a.Body)
+	}
+	return e, p
+}
+
+// TestStoreDown: the database goes away (connections reset, new ones
+// refused). Presign answers 503 with Retry-After and no URL, at once;
+// /readyz reports it; when the database is back the server serves again
+// without a restart.
+func TestStoreDown(t *testing.T) {
+	e, p := openThroughProxy(t)
+	p.Cut()
+	a := e.Presign("down")
+	faulttest.FailedClosed(t, "presign with the database down", a)
+	t.Logf("database down: %d after %v: %s", a.Status, a.Elapsed, a.Body)
+	if a.Elapsed > faultWriteTimeout+cancelGrace {
+		t.Errorf("refusal took %v with the database down", a.Elapsed)
+	}
+	faulttest.NotReady(t, e, "with the database down")
+	p.Restore()
+	faulttest.Recovered(t, e, "after-down")
+}
+
+// TestStoreHung: the database hangs (connections stay open, nothing comes
+// back). The deadline fires: presign answers 503 with Retry-After and no
+// URL within WriteTimeout and the grace for cancelling; /readyz reports
+// it; when the database answers again the server serves without a
+// restart.
+func TestStoreHung(t *testing.T) {
+	e, p := openThroughProxy(t)
+	p.Stall()
+	a := e.Presign("hung")
+	faulttest.FailedClosed(t, "presign with the database hung", a)
+	t.Logf("database hung: %d after %v: %s", a.Status, a.Elapsed, a.Body)
+	if a.Elapsed < faultWriteTimeout || a.Elapsed > 2*faultWriteTimeout+cancelGrace+time.Second {
+		t.Errorf("refusal took %v with the database hung, want the deadline (%v, plus %v to cancel)", a.Elapsed, faultWriteTimeout, cancelGrace)
+	}
+	faulttest.NotReady(t, e, "with the database hung")
+	p.Restore()
+	faulttest.Recovered(t, e, "after-hung")
+}
+
+// TestAuditCommitHung: the database hangs at the moment the audit record
+// is committed: the request's reads went through, and the COMMIT of the
+// transaction holding its record never reaches the server (pgx sends it as
+// the simple query "commit"; the other statements go as prepared ones,
+// whose text is not resent). The deadline fires: presign answers 503 with
+// Retry-After and no URL; /readyz, which takes the head lock the hung
+// transaction still holds, reports it; when the database answers again
+// the server serves without a restart, the log one chain. (The held
+// COMMIT then reaches the server, so the refused request's record may be
+// committed after all: a record without a URL, never a URL without one.)
+func TestAuditCommitHung(t *testing.T) {
+	e, p := openThroughProxy(t)
+	p.StallOn("commit\x00")
+	a := e.Presign("hung")
+	faulttest.FailedClosed(t, "presign with the audit commit hung", a)
+	t.Logf("audit commit hung: %d after %v: %s", a.Status, a.Elapsed, a.Body)
+	if a.Elapsed < faultWriteTimeout || a.Elapsed > 2*faultWriteTimeout+cancelGrace+time.Second {
+		t.Errorf("refusal took %v with the audit commit hung, want the deadline (%v, plus %v to cancel)", a.Elapsed, faultWriteTimeout, cancelGrace)
+	}
+	faulttest.NotReady(t, e, "with the audit commit hung")
+	p.Restore()
+	faulttest.Recovered(t, e, "after-commit-hung")
+}
