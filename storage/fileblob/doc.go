@@ -56,7 +56,9 @@
 // size_mismatch, checksum_mismatch, invalid_part and incomplete_body (400);
 // not_found (404); unsupported_method (405); conflict (409, a key that
 // collides with a folder or the other way round); too_large (413);
-// internal (500). Details never hold the URL or its signature. A PUT
+// internal (500); with Options.Revoked, revoked (403, the URL's grant was
+// revoked) and revocation_unknown (503, the check failed, so the request
+// is refused). Details never hold the URL or its signature. A PUT
 // answers 200 with the ETag (the quoted hex SHA-256 of the bytes); GET and
 // HEAD support ranges and conditional requests, and serve objects with
 // "X-Content-Type-Options: nosniff" and a sandboxing Content-Security-Policy
