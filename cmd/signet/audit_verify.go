@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -59,10 +62,24 @@ func parseAnchor(s string) (signet.AuditHead, error) {
 }
 
 // loadCheckpoints reads and checks the checkpoints named by paths: files,
-// or directories whose latest checkpoint signed by pub is taken.
-func loadCheckpoints(env *Env, paths []string, pub ed25519.PublicKey) ([]*auditlog.Checkpoint, error) {
+// or directories whose latest checkpoint signed by pub is taken, and, when
+// the log starts at entry start > 1 (it was pruned for retention), also
+// their checkpoint of entry start-1, which anchors it.
+func loadCheckpoints(env *Env, paths []string, pub ed25519.PublicKey, start int64) ([]*auditlog.Checkpoint, error) {
 	var cps []*auditlog.Checkpoint
 	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() && start > 1 {
+			anchors, err := auditlog.CheckpointsBetween(p, pub, start-1, start-1)
+			if err != nil {
+				return nil, err
+			}
+			if n := len(anchors); n > 0 {
+				cp := anchors[n-1]
+				fmt.Fprintf(env.Stdout, "checkpoint %s: entry %d, hash %s, signed %s by key %s (anchors the log, which starts at entry %d)\n",
+					cp.FileName(), cp.Seq, cp.Hash, cp.Time.Format(time.RFC3339), cp.KeyID, start)
+				cps = append(cps, cp)
+			}
+		}
 		fi, err := os.Stat(p)
 		if err != nil {
 			return nil, err
@@ -115,6 +132,12 @@ is used; repeatable) and --pubkey (the checkpoint key's PEM public key, from
 checkpoint's hash, and the log must reach it: this detects a log rewritten
 before the checkpoint, cut short, or restored from an older backup.
 
+A log pruned for retention ("signet audit prune", or audit_retention in
+the config) starts after entry 1. It verifies from its start only with
+--checkpoint naming the checkpoint it was pruned at (a directory is searched
+for it) and --pubkey, and only if it holds the audit.prune entry recording
+the prune; without them, verify fails with "unanchored start".
+
 The command exits non-zero on the first inconsistency and names the entry.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -131,27 +154,28 @@ The command exits non-zero on the first inconsistency and names the entry.`,
 					return usageError{err}
 				}
 			}
-			var cps []*auditlog.Checkpoint
-			if pubkey != "" {
-				pub, err := auditlog.ReadPublicKey(pubkey)
-				if err != nil {
-					return err
-				}
-				if cps, err = loadCheckpoints(env, checkpoints, pub); err != nil {
-					return err
-				}
-			}
-			var res auditlog.Result
+			// The first entry: a log pruned for retention starts after
+			// entry 1, at a checkpoint to be found.
+			var start int64
+			var s signet.Store
+			var r io.Reader = env.Stdin
 			var err error
 			if db != "" {
-				var s signet.Store
 				if s, err = openAuditStore(cmd.Context(), db); err != nil {
 					return err
 				}
 				defer s.Close()
-				res, err = auditlog.VerifyStore(cmd.Context(), s, anchor, cps...)
+				err = s.View(cmd.Context(), func(tx signet.Tx) error {
+					evs, err := tx.Audit(signet.AuditFilter{Limit: 1})
+					if len(evs) > 0 {
+						start = evs[0].Seq
+					}
+					return err
+				})
+				if err != nil {
+					return err
+				}
 			} else {
-				var r io.Reader = env.Stdin
 				if file != "-" {
 					f, ferr := os.Open(file)
 					if ferr != nil {
@@ -160,6 +184,27 @@ The command exits non-zero on the first inconsistency and names the entry.`,
 					defer f.Close()
 					r = f
 				}
+				if start, r, err = peekFirstSeq(r); err != nil {
+					return err
+				}
+			}
+			if after != "" {
+				start = 0 // anchored by --after
+			}
+			var cps []*auditlog.Checkpoint
+			if pubkey != "" {
+				pub, err := auditlog.ReadPublicKey(pubkey)
+				if err != nil {
+					return err
+				}
+				if cps, err = loadCheckpoints(env, checkpoints, pub, start); err != nil {
+					return err
+				}
+			}
+			var res auditlog.Result
+			if s != nil {
+				res, err = auditlog.VerifyStore(cmd.Context(), s, anchor, cps...)
+			} else {
 				res, err = auditlog.VerifyJSONLines(r, anchor, cps...)
 			}
 			var ve *auditlog.VerifyError
@@ -172,14 +217,18 @@ The command exits non-zero on the first inconsistency and names the entry.`,
 			}
 			if env.jsonOut {
 				return env.print(struct {
-					Entries     int64            `json:"entries"`
-					Head        signet.AuditHead `json:"head"`
-					Checkpoints int              `json:"checkpoints_matched"`
-					Seconds     float64          `json:"seconds"`
-				}{res.Entries, res.Head, res.Checkpoints, res.Elapsed.Seconds()}, nil, nil)
+					Entries       int64            `json:"entries"`
+					Head          signet.AuditHead `json:"head"`
+					Checkpoints   int              `json:"checkpoints_matched"`
+					PrunedThrough int64            `json:"pruned_through,omitempty"`
+					Seconds       float64          `json:"seconds"`
+				}{res.Entries, res.Head, res.Checkpoints, res.PrunedThrough, res.Elapsed.Seconds()}, nil, nil)
 			}
 			fmt.Fprintf(env.Stdout, "OK: %d entries verified (up to entry %d, hash %s) in %s",
 				res.Entries, res.Head.Seq, res.Head.Hash, res.Elapsed.Round(time.Millisecond))
+			if res.PrunedThrough > 0 {
+				fmt.Fprintf(env.Stdout, "; entries up to %d were pruned for retention, at a signed checkpoint", res.PrunedThrough)
+			}
 			if len(cps) > 0 {
 				fmt.Fprintf(env.Stdout, "; %d checkpoint(s) matched", res.Checkpoints)
 			}
@@ -194,6 +243,34 @@ The command exits non-zero on the first inconsistency and names the entry.`,
 	f.StringVar(&pubkey, "pubkey", "", "PEM public key that signed the checkpoints")
 	f.StringVar(&after, "after", "", "the log continues one verified up to entry SEQ with hash HASH (SEQ:HASH), e.g. an export made with --cursor")
 	return cmd
+}
+
+// peekFirstSeq returns the seq of the first entry of a JSON-lines export
+// (0 if there is none, or it cannot be read: the verifier reports that),
+// and a reader that yields all of r.
+func peekFirstSeq(r io.Reader) (int64, io.Reader, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var read bytes.Buffer
+	for {
+		line, err := br.ReadBytes('\n')
+		read.Write(line)
+		if t := bytes.TrimSpace(line); len(t) > 0 {
+			var e struct {
+				Seq int64 `json:"seq"`
+			}
+			json.Unmarshal(t, &e)
+			return e.Seq, io.MultiReader(&read, br), nil
+		}
+		if err == io.EOF {
+			return 0, &read, nil
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		if read.Len() > 1<<20 {
+			return 0, io.MultiReader(&read, br), nil
+		}
+	}
 }
 
 func newAuditPubkeyCmd(env *Env) *cobra.Command {

@@ -652,8 +652,7 @@ func newAuditCmd(env *Env) *cobra.Command {
 		},
 	}
 	lf := list.Flags()
-	lf.StringVar(&q.Team, "team", "", "only this team's events")
-	lf.StringVar(&q.Actor, "actor", "", "only this user's events")
+	addAuditQueryFlags(lf, &q)
 	lf.StringVar(&q.Cursor, "cursor", "", "continue after this cursor")
 	lf.IntVar(&q.Limit, "limit", 100, "events per page (1-1000)")
 	lf.BoolVar(&all, "all", false, "fetch every page")
@@ -668,10 +667,9 @@ func newAuditCmd(env *Env) *cobra.Command {
 			return c.ExportAudit(cmd.Context(), eq, env.Stdout)
 		},
 	}
-	export.Flags().StringVar(&eq.Team, "team", "", "only this team's events")
-	export.Flags().StringVar(&eq.Actor, "actor", "", "only this user's events")
+	addAuditQueryFlags(export.Flags(), &eq)
 	export.Flags().StringVar(&eq.Cursor, "cursor", "", "start after this event id")
-	cmd.AddCommand(list, export, newAuditVerifyCmd(env), newAuditPubkeyCmd(env), newAuditCheckpointCmd(env))
+	cmd.AddCommand(list, export, newAuditVerifyCmd(env), newAuditPubkeyCmd(env), newAuditCheckpointCmd(env), newAuditPruneCmd(env))
 	return cmd
 }
 

@@ -34,6 +34,10 @@ type Config struct {
 	// X-Forwarded-For / Forwarded headers are believed. Empty: the client
 	// is always the TCP peer.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// AuditRetention, when set (720h, 30d), prunes audit entries older
+	// than it every hour, up to a signed checkpoint (docs/audit.md,
+	// "Retention"); absent or 0 keeps every entry.
+	AuditRetention Age `yaml:"audit_retention"`
 	// AuditCheckpointKeyFile is the Ed25519 key that signs audit
 	// checkpoints; <data_dir>/audit-checkpoint.key, created on first start,
 	// when empty. Keep it, and its public key, outside the database.

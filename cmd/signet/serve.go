@@ -165,6 +165,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.bg.Go(func() { m.Server.RunSweeper(bg, SweepInterval) })
 	m.bg.Go(func() { revs.run(bg) })
 	m.bg.Go(func() { auditlog.RunCheckpointer(bg, m.DB, ckKey, ckDir, c.AuditCheckpointInterval, m.Logger) })
+	if c.AuditRetention > 0 {
+		m.bg.Go(func() { runRetention(bg, m.DB, ckKey, ckDir, time.Duration(c.AuditRetention), m.Logger, m.Now) })
+	}
 	if exporter != nil {
 		m.bg.Go(func() { exporter.run(bg, c.AuditCheckpointInterval) })
 	}
