@@ -311,6 +311,23 @@ func (c *Client) ExportAudit(ctx context.Context, q AuditQuery, w io.Writer) err
 	return err
 }
 
+// Revoke withdraws the URLs req selects and reports what that does to
+// each store.
+func (c *Client) Revoke(ctx context.Context, req *RevokeRequest) (*RevokeResponse, error) {
+	var out RevokeResponse
+	return &out, c.do(ctx, http.MethodPost, "/v1/revocations", req, &out)
+}
+
+// Revocations lists revocations, of one team when team is not empty.
+func (c *Client) Revocations(ctx context.Context, team string) ([]*signet.Revocation, error) {
+	path := "/v1/revocations"
+	if team != "" {
+		path += "?team=" + url.QueryEscape(team)
+	}
+	var out []*signet.Revocation
+	return out, c.do(ctx, http.MethodGet, path, nil, &out)
+}
+
 // NetworkPolicy renders the store-side policy that restricts the team's
 // objects to its networks (instance admins).
 func (c *Client) NetworkPolicy(ctx context.Context, team string) (*NetworkPolicyInfo, error) {

@@ -113,6 +113,7 @@ server's API: set SIGNET_ADDR (default http://127.0.0.1:8080) and SIGNET_TOKEN
 		newPresignCmd(env),
 		newCpCmd(env),
 		newAuditCmd(env),
+		newRevokeCmd(env),
 		newDoctorCmd(env),
 		newPolicyCmd(env),
 	)
