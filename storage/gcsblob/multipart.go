@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -87,6 +88,11 @@ func (b *Backend) CreateMultipart(ctx context.Context, bucket, key string, opts 
 	var headers []param
 	if opts.ContentType != "" {
 		headers = append(headers, param{"Content-Type", opts.ContentType})
+	}
+	if opts.SHA256 != nil {
+		// True once CompleteMultipart has verified it (an object that
+		// does not match is deleted); Stat reports it.
+		headers = append(headers, param{"x-goog-meta-" + SHA256Meta, hex.EncodeToString(opts.SHA256)})
 	}
 	resp, err := b.call(ctx, http.MethodPost, key, []param{{"uploads", ""}}, headers, nil)
 	if err != nil {
