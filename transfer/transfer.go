@@ -17,10 +17,12 @@
 // (it may have expired) gets one fresh URL. With Options.ResumeDir set, an
 // interrupted chunked upload of a file keeps its session, and running the
 // same upload again sends only the parts the store does not hold yet.
-// Downloads are hashed as they stream, checked against the SHA-256 the store
-// reports where it reports one (Result.Verified), and resume with a Range
-// request after a broken connection; DownloadFile fetches large objects in
-// parallel ranges and never leaves a partial file at its destination.
+// Downloads are hashed as they stream, checked against the SHA-256 signet
+// or the store reports where one is known (Result.Verified), and resume
+// with a Range request after a broken connection; DownloadFile fetches
+// large objects in parallel ranges and never leaves a partial file at its
+// destination. DownloadDir fetches every object below a prefix into a
+// directory, several files at once, and skips files already complete.
 //
 // Errors are *signet.Error values (possibly wrapped; use signet.ErrorCode):
 // errors from signet's API keep the server's code; a store's refusal of a
@@ -125,11 +127,13 @@ type Result struct {
 	// upload is always verified: the SHA-256 is declared, the store (or
 	// the server, when assembling parts) refuses other bytes with
 	// ChecksumMismatch, and a store that cannot check it refuses the
-	// upload (Unimplemented) rather than ignore it. A download is verified when the store reported the
-	// object's SHA-256 and the bytes received match it; the built-in local
-	// store does so in its ETag, S3-compatible stores only when they return
-	// a full-object x-amz-checksum-sha256. Otherwise Verified is false and
-	// SHA256 is only the hash of the bytes received.
+	// upload (Unimplemented) rather than ignore it. A download is verified
+	// when signet (asked with the download URL) or the store's answer
+	// reported the object's SHA-256 and the bytes received match it: the
+	// local store knows every object's, S3 a single upload's and every
+	// store a chunked upload's that signet completed with a SHA-256 (see
+	// docs/transfer.md). Otherwise Verified is false and SHA256 is only the
+	// hash of the bytes received.
 	Verified bool `json:"verified"`
 }
 
