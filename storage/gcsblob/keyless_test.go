@@ -40,7 +40,7 @@ import (
 // The URLs signed through it are then checked by the test's verifier with
 // the public key, as GCS checks them.
 type signBlobServer struct {
-	t     *testing.T
+	t     testing.TB
 	key   *rsa.PrivateKey
 	email string
 	token string
@@ -55,7 +55,7 @@ type signBlobServer struct {
 	problems []string
 }
 
-func newSignBlobServer(t *testing.T, key *rsa.PrivateKey, email, token string) (*signBlobServer, *httptest.Server) {
+func newSignBlobServer(t testing.TB, key *rsa.PrivateKey, email, token string) (*signBlobServer, *httptest.Server) {
 	s := &signBlobServer{t: t, key: key, email: email, token: token}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
