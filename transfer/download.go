@@ -138,6 +138,11 @@ func newDownloader(op string, c *sighttp.Client, team, key string, o *Options) (
 // knows of the object (its SHA-256, recorded when signet completed a
 // verified upload, and its ETag), and keeps the first answer's.
 func (d *downloader) presignLookup(ctx context.Context, req *sighttp.PresignRequest) (*target, error) {
+	d.mu.Lock()
+	once := *req
+	once.WithSHA256 = !d.looked // a renewed URL needs no second look-up
+	req = &once
+	d.mu.Unlock()
 	var resp *sighttp.PresignResponse
 	err := d.api(ctx, func() (err error) {
 		resp, err = d.c.Presign(ctx, d.team, req)
