@@ -28,11 +28,11 @@ type ListResult struct {
 }
 
 // cursor is what the portable layer hands out as a listing cursor: the
-// driver's cursor bound to the listing's prefix, and the last key returned,
-// so a page can be checked to move forward.
+// driver's cursor bound to the listing's prefix. It is not secret and not
+// signed: whatever a client puts in it, the driver is asked for keys below
+// the listing's prefix only.
 type cursor struct {
 	Prefix string `json:"p"`
-	Last   string `json:"l"`
 	Driver string `json:"d"`
 }
 
@@ -94,7 +94,7 @@ func (b *Bucket) lister(op string) (driver.Lister, error) {
 // List returns one page of the objects whose keys, relative to the team's
 // space, start with prefix, in ascending key order. The driver is asked
 // for keys below the connector's prefix only, and every key it answers is
-// checked to be there (and to follow the keys of earlier pages) before the
+// checked to be there, in ascending order, before the
 // prefix is cut off. cursor is "" for the first page, else the Next of the
 // page before for the same prefix. limit is 1 to MaxListLimit; 0 means
 // MaxListLimit.
@@ -140,7 +140,7 @@ func (b *Bucket) List(ctx context.Context, prefix, cur string, limit int) (*List
 		return nil, errorf(op, signet.Internal, "the store answered more objects than asked")
 	}
 	res := &ListResult{Objects: make([]driver.ObjectInfo, 0, len(page.Objects))}
-	last := c.Last
+	last := ""
 	for _, o := range page.Objects {
 		rel, ok := strings.CutPrefix(o.Key, b.prefix)
 		if !ok || !strings.HasPrefix(o.Key, full) || rel == "" {
@@ -159,7 +159,7 @@ func (b *Bucket) List(ctx context.Context, prefix, cur string, limit int) (*List
 		res.Objects = append(res.Objects, o)
 	}
 	if page.Next != "" {
-		data, _ := json.Marshal(cursor{Prefix: prefix, Last: last, Driver: page.Next})
+		data, _ := json.Marshal(cursor{Prefix: prefix, Driver: page.Next})
 		res.Next = base64.RawURLEncoding.EncodeToString(data)
 		if len(res.Next) > maxCursorLen {
 			return nil, errorf(op, signet.Internal, "the store's cursor is too long")
