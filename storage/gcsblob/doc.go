@@ -3,8 +3,11 @@
 // A *Backend signs for one bucket (and optional prefix). Its URLs are GCS
 // V4 signed URLs for the XML API, path style, made by a small signer of
 // signet's own: GOOG4-RSA-SHA256 with a service account key (parsed once,
-// when the backend opens) or GOOG4-HMAC-SHA256 with an HMAC key, about a
-// thousand times cheaper per URL. The signer is checked against every
+// when the backend opens), GOOG4-HMAC-SHA256 with an HMAC key, about a
+// thousand times cheaper per URL, or, without a key, GOOG4-RSA-SHA256
+// signed by the IAM Credentials API's signBlob as a service account the
+// server's own identity may sign for (workload identity; one call to
+// Google per signature, URLs at most 12 hours). The signer is checked against every
 // signed-URL case of Google's cross-SDK conformance file, against
 // cloud.google.com/go/storage's SignedURL, and by a verifier in the tests
 // that checks RSA signatures with the public key and recomputes HMAC ones.
