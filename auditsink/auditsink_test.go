@@ -529,3 +529,34 @@ func TestParseByteSize(t *testing.T) {
 		}
 	}
 }
+
+// TestStandby: a second process sharing the data directory stands by
+// while the first runs a sink, and takes over, from its cursor, when it
+// stops.
+func TestStandby(t *testing.T) {
+	st := openStore(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	state := filepath.Join(dir, "state")
+	cfg := Config{Name: "f", Type: TypeFile, Path: path, PollInterval: 20 * time.Millisecond}
+	appendN(t, st, 20)
+	first := start(t, st, state, nil, cfg)
+	waitFor(t, "20 entries", func() bool { got, _ := fileLines(t, path); return len(got) == 20 })
+	second := start(t, st, state, nil, cfg)
+	if second.set.followers[0].active.Load() {
+		t.Fatal("second process opened the sink the first one runs")
+	}
+	appendN(t, first.store, 10)
+	waitFor(t, "30 entries", func() bool { got, _ := fileLines(t, path); return len(got) == 30 })
+	first.stop()
+	appendN(t, st, 10)
+	waitFor(t, "40 entries", func() bool { got, _ := fileLines(t, path); return len(got) >= 40 })
+	if !second.set.followers[0].active.Load() {
+		t.Error("second process did not take over")
+	}
+	time.Sleep(100 * time.Millisecond) // time for a repeat to show
+	got, _ := fileLines(t, path)
+	if err := sameLog(got, allEvents(t, st)); err != nil {
+		t.Error(err)
+	}
+}

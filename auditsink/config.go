@@ -70,6 +70,8 @@ type Config struct {
 	// doubles from BackoffMin, with jitter; 1s and 1m when 0.
 	BackoffMin time.Duration `yaml:"backoff_min"`
 	BackoffMax time.Duration `yaml:"backoff_max"`
+
+	linger time.Duration // gathering time before a read; defaultLinger
 }
 
 // ByteSize is a size in bytes. In YAML it is an integer or a string with
@@ -123,6 +125,7 @@ const (
 	minSpoolMaxSize     = 16 << 10
 	defaultBackoffMin   = time.Second
 	defaultBackoffMax   = time.Minute
+	defaultLinger       = 100 * time.Millisecond
 )
 
 // withDefaults validates c, fills its defaults and expands environment
@@ -137,6 +140,9 @@ func (c Config) withDefaults(getenv func(string) string) (Config, error) {
 	}
 	bad := func(key string) error {
 		return fmt.Errorf("%s: key %q does not apply to a %s sink", where, key, c.Type)
+	}
+	if c.linger == 0 {
+		c.linger = defaultLinger
 	}
 	switch c.Start {
 	case "":

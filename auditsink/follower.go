@@ -52,6 +52,7 @@ type Options struct {
 // Set is the running sinks of a server.
 type Set struct {
 	followers []*follower
+	metrics   *metrics
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -120,6 +121,7 @@ func New(configs []Config, opt Options) (s *Set, err error) {
 		return nil, fmt.Errorf("audit sinks: %w", err)
 	}
 	m := newMetrics(opt.Registerer)
+	s.metrics = m
 	for _, c := range configs {
 		c, _ = c.withDefaults(opt.Getenv)
 		log := opt.Logger.With("sink", c.Name)
@@ -129,25 +131,62 @@ func New(configs []Config, opt Options) (s *Set, err error) {
 			lag:        m.lag.WithLabelValues(c.Name), delivered: m.delivered.WithLabelValues(c.Name),
 			failures: m.failures.WithLabelValues(c.Name),
 		}
+		f.open = func() (sink, error) {
+			switch c.Type {
+			case TypeFile:
+				return openFile(c, opt.Now)
+			case TypeWebhook:
+				return openWebhook(c, filepath.Join(opt.Dir, c.Name+".spool"), log, f.delivered, f.failures,
+					m.spool.WithLabelValues(c.Name), f.updateLag)
+			default:
+				return &writerSink{w: opt.Stdout}, nil
+			}
+		}
 		s.followers = append(s.followers, f)
-		if f.cur, f.hasCursor, err = readCursor(f.cursorPath); err != nil {
-			return nil, fmt.Errorf("audit sink %q: %w", c.Name, err)
-		}
-		f.curSeq.Store(f.cur.Seq)
-		switch c.Type {
-		case TypeFile:
-			f.sink, err = openFile(c, opt.Now)
-		case TypeStdout:
-			f.sink = &writerSink{w: opt.Stdout}
-		case TypeWebhook:
-			f.sink, err = openWebhook(c, filepath.Join(opt.Dir, c.Name+".spool"), log, f.delivered, f.failures,
-				m.spool.WithLabelValues(c.Name), f.updateLag)
-		}
+		ok, err := f.acquire(filepath.Join(opt.Dir, c.Name+".lock"))
 		if err != nil {
 			return nil, fmt.Errorf("audit sink %q: %w", c.Name, err)
 		}
+		if !ok {
+			log.Warn("another process sharing the data directory runs this audit sink; standing by")
+		}
 	}
 	return s, nil
+}
+
+// acquire takes the sink's lock, so that two processes sharing a data
+// directory never run one sink, then reads the cursor and opens the sink.
+// ok is false when another process holds the lock.
+func (f *follower) acquire(lockPath string) (ok bool, err error) {
+	f.lockPath = lockPath
+	lock, ok, err := lockFile(lockPath)
+	if !ok || err != nil {
+		return false, err
+	}
+	defer func() {
+		if err != nil {
+			lock.Close()
+		}
+	}()
+	if f.cur, f.hasCursor, err = readCursor(f.cursorPath); err != nil {
+		return false, err
+	}
+	f.curSeq.Store(f.cur.Seq)
+	if f.sink, err = f.open(); err != nil {
+		return false, err
+	}
+	f.lock = lock
+	f.active.Store(true)
+	return true, nil
+}
+
+// Register registers the sinks' metrics with reg (when Options had no
+// Registerer).
+func (s *Set) Register(reg prometheus.Registerer) error {
+	if s.metrics == nil {
+		return nil
+	}
+	return s.metrics.register(reg)
 }
 
 // Notify wakes every sink to read what was just committed. It never
@@ -165,10 +204,25 @@ func (s *Set) Notify() {
 func (s *Set) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, f := range s.followers {
-		wg.Go(func() { f.run(ctx) })
-		if b, ok := f.sink.(buffered); ok {
-			wg.Go(func() { b.run(ctx) })
-		}
+		wg.Go(func() {
+			for f.sink == nil {
+				// Standing by: take over when the other process ends.
+				sleep(ctx, f.cfg.PollInterval)
+				if ctx.Err() != nil {
+					return
+				}
+				ok, err := f.acquire(f.lockPath)
+				if err != nil {
+					f.log.Error("audit sink cannot start", "err", err)
+				} else if ok {
+					f.log.Info("audit sink taken over from another process")
+				}
+			}
+			if b, ok := f.sink.(buffered); ok {
+				wg.Go(func() { b.run(ctx) })
+			}
+			f.run(ctx)
+		})
 	}
 	wg.Wait()
 	s.Close()
@@ -181,6 +235,9 @@ func (s *Set) Close() error {
 		for _, f := range s.followers {
 			if f.sink != nil {
 				errs = append(errs, f.sink.close())
+			}
+			if f.lock != nil {
+				f.lock.Close()
 			}
 		}
 		s.closeErr = errors.Join(errs...)
@@ -214,6 +271,10 @@ type follower struct {
 	log        *slog.Logger
 	wake       chan struct{}
 	cursorPath string
+	lockPath   string
+	lock       *os.File             // held while this process runs the sink
+	open       func() (sink, error) // opens the sink
+	active     atomic.Bool          // this process runs the sink
 	cur        cursor
 	hasCursor  bool
 	curSeq     atomic.Int64 // cur.Seq, for the lag gauge
@@ -233,8 +294,14 @@ type cursor struct {
 func (f *follower) run(ctx context.Context) {
 	attempt := 0
 	var pending []line
+	full := false // the last read filled a batch
 	for ctx.Err() == nil {
 		if len(pending) == 0 {
+			if !full {
+				// Under a trickle of commits, gather them for a moment:
+				// one read, write and fsync per batch, not per commit.
+				sleep(ctx, f.cfg.linger)
+			}
 			evs, err := f.read(ctx)
 			if err != nil {
 				if ctx.Err() == nil {
@@ -247,6 +314,7 @@ func (f *follower) run(ctx context.Context) {
 				f.wait(ctx, nil)
 				continue
 			}
+			full = len(evs) == f.cfg.Batch
 			if pending, err = f.lines(evs); err != nil {
 				f.log.Error("audit sink cannot encode an entry; will retry", "seq", evs[0].Seq, "err", err)
 				f.wait(ctx, nil)

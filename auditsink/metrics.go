@@ -31,7 +31,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"sink"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.lag, m.delivered, m.failures, m.spool)
+		if err := m.register(reg); err != nil {
+			panic(err)
+		}
 	}
 	return m
+}
+
+func (m *metrics) register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.lag, m.delivered, m.failures, m.spool} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signetdev/signet/auditsink"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -52,6 +53,9 @@ type Config struct {
 	// AuditCheckpointExport, when set, copies each checkpoint to a bucket
 	// outside signet's control (see CheckpointExport).
 	AuditCheckpointExport *CheckpointExport `yaml:"audit_checkpoint_export"`
+	// AuditSinks stream the committed audit log to files, standard output
+	// or webhooks (docs/audit.md, "Streaming sinks"). Checked at startup.
+	AuditSinks []auditsink.Config `yaml:"audit_sinks"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text or json.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/auditlog"
+	"github.com/signetdev/signet/auditsink"
 	sighttp "github.com/signetdev/signet/http"
 	"github.com/signetdev/signet/postgres"
 	"github.com/signetdev/signet/sqlite"
@@ -46,6 +47,7 @@ type Main struct {
 	ln     net.Listener
 	done   chan error
 	stop   context.CancelFunc // stops background work
+	sinks  *auditsink.Set
 	bg     sync.WaitGroup
 }
 
@@ -79,6 +81,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}()
 	c := m.Config
+	if err := auditsink.Validate(c.AuditSinks, m.Getenv); err != nil {
+		return usageError{fmt.Errorf("config: %w", err)}
+	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
@@ -153,10 +158,27 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 
+	// Audit sinks follow the committed log; commits of this process wake
+	// them (see docs/audit.md, "Streaming sinks").
+	m.sinks, err = auditsink.New(c.AuditSinks, auditsink.Options{
+		Store: m.DB, Dir: filepath.Join(c.DataDir, "audit-sinks"), Logger: m.Logger, Stdout: m.Stdout,
+		Getenv: m.Getenv, Now: m.Now,
+	})
+	if err != nil {
+		return err
+	}
+	store := m.DB
+	if len(c.AuditSinks) > 0 {
+		store = auditsink.NotifyStore(m.DB, m.sinks.Notify)
+	}
+
 	m.Server = sighttp.NewServer(sighttp.Config{
-		Store: m.DB, Backends: drivers.Open, Sealer: sealer, Blob: m.Blob, Logger: m.Logger, Now: m.Now,
+		Store: store, Backends: drivers.Open, Sealer: sealer, Blob: m.Blob, Logger: m.Logger, Now: m.Now,
 		ClientIP: ips, Revoked: revs.Add,
 	})
+	if err := m.sinks.Register(m.Server.Registerer()); err != nil {
+		return err
+	}
 	m.http = m.Server.HTTPServer(c.Addr)
 	m.done = make(chan error, 1)
 	go func() { m.done <- m.http.Serve(m.ln) }()
@@ -168,6 +190,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if c.AuditRetention > 0 {
 		m.bg.Go(func() { runRetention(bg, m.DB, ckKey, ckDir, time.Duration(c.AuditRetention), m.Logger, m.Now) })
 	}
+	m.bg.Go(func() { m.sinks.Run(bg) })
 	if exporter != nil {
 		m.bg.Go(func() { exporter.run(bg, c.AuditCheckpointInterval) })
 	}
@@ -191,6 +214,9 @@ func (m *Main) Close() error {
 	if m.stop != nil {
 		m.stop()
 		m.bg.Wait()
+	}
+	if m.sinks != nil {
+		errs = append(errs, m.sinks.Close())
 	}
 	if m.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
