@@ -1,9 +1,6 @@
 package signet
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
 // ActionRevoke records a revocation of issued URLs.
 const ActionRevoke = "revoke"
@@ -51,12 +48,6 @@ func (r *Revocation) Matches(g *Grant) bool {
 		(r.KeyID == "" || r.KeyID == g.KeyID) &&
 		(r.IssuedAfter.IsZero() || !g.IssuedAt.Before(r.IssuedAfter)) &&
 		g.IssuedAt.Before(r.IssuedBefore)
-}
-
-// Describe returns what r selects, in words safe to show to the holder of
-// a revoked URL (it names no user or key).
-func (r *Revocation) Describe() string {
-	return fmt.Sprintf("the URL's grant was revoked (revocation %s)", r.ID)
 }
 
 // Grant is what the audit log records of one issued URL (or set of part

@@ -284,3 +284,40 @@ func TestRevokeResponseLimitations(t *testing.T) {
 		t.Errorf("top-level limitations %q, want one per limited store at least", out.Limitations)
 	}
 }
+
+// TestBackendsDrop checks that a revocation's drop forgets the cached
+// drivers of its team only (of every team when it names none), so the
+// next URL of that team is signed by a new driver and, for an S3 role, a
+// new session.
+func TestBackendsDrop(t *testing.T) {
+	b := &backends{}
+	ctx := t.Context()
+	conn := func(team string) *signet.Connector {
+		return &signet.Connector{Team: team, Backend: signet.BackendS3, Bucket: "bkt-" + team, Endpoint: "http://127.0.0.1:1",
+			Options: map[string]string{"role_arn": "arn:aws:iam::123456789012:role/signet"}}
+	}
+	secret := map[string]string{"access_key_id": "AK", "secret_access_key": "SK"}
+	open := func(team string) any {
+		t.Helper()
+		be, err := b.Open(ctx, conn(team), secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return be
+	}
+	ml, web := open("ml"), open("web")
+	if open("ml") != ml {
+		t.Fatal("driver not cached")
+	}
+	b.drop("ml")
+	if open("ml") == ml {
+		t.Error("team ml's driver survived its revocation")
+	}
+	if open("web") != web {
+		t.Error("team web's driver was dropped by ml's revocation")
+	}
+	b.drop("")
+	if open("web") == web {
+		t.Error("a revocation naming no team left team web's driver")
+	}
+}
