@@ -133,6 +133,35 @@ func TestRevokeLocal(t *testing.T) {
 		wantWorks(t, "web URL", uweb)
 		wantWorks(t, "ml URL issued after", presignGet(t, s.bob2, "ml", "f"))
 	})
+	t.Run("Parts", func(t *testing.T) {
+		// Part URLs of a chunked upload: their grant is the upload.parts
+		// record's.
+		c := sighttp.NewClient(s.m.URL(), s.carol.token)
+		up, err := c.CreateUpload(t.Context(), "ml", &sighttp.CreateUploadRequest{Key: "big", Size: 8, PartSize: 5 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts, err := c.UploadParts(t.Context(), "ml", up.ID, []int{1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := parts.Parts[0]
+		s.admin.must("revoke", "--user", "carol", "--team", "ml")
+		req, _ := http.NewRequest(p.Method, p.URL, strings.NewReader("12345678"))
+		for k, v := range p.Headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var prob struct{ Code string }
+		json.NewDecoder(resp.Body).Decode(&prob)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || prob.Code != "revoked" {
+			t.Errorf("part URL issued before the revocation: %d %q, want 403 revoked", resp.StatusCode, prob.Code)
+		}
+	})
 	t.Run("Window", func(t *testing.T) {
 		before := presignGet(t, s.dave, "web", "f")
 		time.Sleep(5 * time.Millisecond)
@@ -181,11 +210,16 @@ func TestRevokeLocal(t *testing.T) {
 		var all, mine []*signet.Revocation
 		json.Unmarshal([]byte(s.admin.must("revoke", "list", "--json")), &all)
 		json.Unmarshal([]byte(s.alice.must("revoke", "list", "--json")), &mine)
-		if len(all) != 4 {
-			t.Errorf("admin lists %d revocations, want 4", len(all))
+		if len(all) != 5 {
+			t.Errorf("admin lists %d revocations, want 5", len(all))
 		}
-		if len(mine) != 1 || mine[0].Team != "ml" || mine[0].CreatedBy != "alice" {
-			t.Errorf("team admin lists %+v, want only ml's", mine)
+		for _, r := range mine {
+			if r.Team != "ml" {
+				t.Errorf("team admin lists a revocation of team %q", r.Team)
+			}
+		}
+		if len(mine) != 2 {
+			t.Errorf("team admin lists %d revocations, want ml's 2", len(mine))
 		}
 		if r := s.bob1.run("revoke", "list"); r.code != 1 || !strings.Contains(r.stderr, "permission_denied") {
 			t.Errorf("member revoke list: exit %d %q", r.code, r.stderr)
@@ -204,10 +238,10 @@ func TestRevokeLocal(t *testing.T) {
 				count[e.Outcome]++
 			}
 		}
-		// 4 revocations; 7 refusals recorded (the usage error never
+		// 5 revocations; 8 refusals recorded (the usage error never
 		// reached the server; the empty API request did).
-		if count[signet.OutcomeAllowed] != 4 || count[signet.OutcomeDenied] != 8 {
-			t.Errorf("revoke audit events %v, want 4 allowed and 8 denied", count)
+		if count[signet.OutcomeAllowed] != 5 || count[signet.OutcomeDenied] != 8 {
+			t.Errorf("revoke audit events %v, want 5 allowed and 8 denied", count)
 		}
 	})
 }
