@@ -117,9 +117,13 @@ func openAzure(ctx context.Context, c *signet.Connector, secret map[string]strin
 
 // openGCS maps a connector to a Google Cloud Storage driver: credential
 // credentials_json (a service account key, RSA V4 signing) or
-// hmac_access_id with hmac_secret (HMAC V4 signing).
+// hmac_access_id with hmac_secret (HMAC V4 signing); without credentials,
+// keyless signing through signBlob as option service_account (or the
+// metadata server's account) with the server's Google credentials, at
+// option iam_endpoint when the IAM Credentials API is reached through a
+// private endpoint.
 func openGCS(ctx context.Context, c *signet.Connector, secret map[string]string) (driver.Backend, error) {
-	if err := checkKeys("gcs", "option", c.Options); err != nil {
+	if err := checkKeys("gcs", "option", c.Options, "service_account", "iam_endpoint"); err != nil {
 		return nil, err
 	}
 	if err := checkKeys("gcs", "credential", secret, "credentials_json", "hmac_access_id", "hmac_secret"); err != nil {
@@ -128,6 +132,7 @@ func openGCS(ctx context.Context, c *signet.Connector, secret map[string]string)
 	cfg := gcsblob.Config{
 		Bucket: c.Bucket, Prefix: c.Prefix, Endpoint: c.Endpoint,
 		HMACAccessID: secret["hmac_access_id"], HMACSecret: secret["hmac_secret"],
+		ServiceAccount: c.Options["service_account"], IAMEndpoint: c.Options["iam_endpoint"],
 	}
 	if j := secret["credentials_json"]; j != "" {
 		cfg.CredentialsJSON = []byte(j)
