@@ -94,7 +94,7 @@ func TestGCSEndToEnd(t *testing.T) {
 // server: the service account's e-mail and the server's token come from a
 // metadata server (workload identity), and each URL is signed by a signBlob
 // call. No real Google IAM is reachable offline, so signBlob is an in-test
-// server holding an RSA key (storage/gcsblob TestKeyless verifies such URLs
+// server holding an RSA key (storage/gcsblob TestGCSKeyless verifies such URLs
 // with the public key); here the URL must carry the signature it made, and
 // fake-gcs-server (which accepts any signature) takes the bytes.
 func TestGCSKeyless(t *testing.T) {

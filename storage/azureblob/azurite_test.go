@@ -843,9 +843,9 @@ func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azco
 	return azcore.AccessToken{Token: s.token, ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 
-// TestUserDelegation signs user-delegation SAS with a key Azurite issues to
+// TestAzureUserDelegation signs user-delegation SAS with a key Azurite issues to
 // an Entra ID token, over HTTPS, and checks that Azurite verifies them.
-func TestUserDelegation(t *testing.T) {
+func TestAzureUserDelegation(t *testing.T) {
 	p := testpeer.AzuriteOAuth(t)
 	ctr := p.Container(t)
 	be, err := azureblob.Open(context.Background(), azureblob.Config{

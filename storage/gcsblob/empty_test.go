@@ -13,11 +13,11 @@ import (
 	"github.com/signetdev/signet/storage/gcsblob"
 )
 
-// TestEmptyObject: GCS cannot check a SHA-256, but a PUT bound to
+// TestGCSEmptyObject: GCS cannot check a SHA-256, but a PUT bound to
 // Content-Length: 0 can only carry no bytes, whose SHA-256 is known. So
 // the SHA-256 of no bytes with size 0 is accepted, and the verifier
 // refuses a body of one byte; any other SHA-256 stays Unimplemented.
-func TestEmptyObject(t *testing.T) {
+func TestGCSEmptyObject(t *testing.T) {
 	const secret = "bGoa+V7g/yqDXvKRqq+JTFn4uQZbPiQJo4pf9RzJ"
 	srv := verifyingStore(t, &verifier{hmacSecret: secret, now: time.Now})
 	be, err := gcsblob.Open(context.Background(), gcsblob.Config{Bucket: "b-1", Endpoint: srv.URL, HMACAccessID: "GOOG1ID", HMACSecret: secret})

@@ -28,7 +28,7 @@ import (
 // storagetest conformance suite, whose first check (a tampered URL is
 // refused) this peer cannot pass. Signatures are proven by
 // TestConformanceVectors, TestSDKAgreement and TestVerifier. The peer has
-// no XML API multipart uploads; TestMultipart covers them.
+// no XML API multipart uploads; TestGCSMultipart covers them.
 func TestFakeGCSFlow(t *testing.T) {
 	p := testpeer.FakeGCS(t)
 	bucket := p.Bucket(t)
@@ -101,7 +101,7 @@ func TestFakeGCSFlow(t *testing.T) {
 	}
 
 	// fake-gcs-server has no XML API multipart uploads, which is why
-	// TestMultipart runs the chunked-upload flow against an in-test
+	// TestGCSMultipart runs the chunked-upload flow against an in-test
 	// responder. Check that this is still so.
 	if id, err := b.CreateMultipart(context.Background(), "mp.bin", &driver.MultipartOptions{Size: 10, PartSize: 10}); err == nil {
 		t.Logf("fake-gcs-server answered an XML multipart initiate (upload id %q): it may support them now; run the chunked-upload flow against it", id)

@@ -218,10 +218,10 @@ func keylessCheck(t *testing.T, be *gcsblob.Backend, email string) {
 	}
 }
 
-// TestKeyless signs URLs and control-plane requests without a key, through
+// TestGCSKeyless signs URLs and control-plane requests without a key, through
 // signBlob (see signBlobServer), and checks the credential chain, the
 // shortened expiry and the error codes.
-func TestKeyless(t *testing.T) {
+func TestGCSKeyless(t *testing.T) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)

@@ -161,11 +161,11 @@ func (s *xmlMPU) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// TestMultipart drives chunked uploads through the driver against xmlMPU
+// TestGCSMultipart drives chunked uploads through the driver against xmlMPU
 // (see there): create, parallel part PUTs through part URLs, paged part
 // lists, completion with ETag and size checks, SHA-256 verification,
 // abort and unknown uploads.
-func TestMultipart(t *testing.T) {
+func TestGCSMultipart(t *testing.T) {
 	keyFile, _, pub := serviceAccount(t)
 	s := &xmlMPU{v: &verifier{pub: pub, now: time.Now}, uploads: map[string]*mpUpload{}, objects: map[string]*mpObject{}, pageSize: 2}
 	srv := httptest.NewServer(s)
