@@ -101,6 +101,7 @@ func NewServer(cfg Config) *Server {
 	api("PUT /v1/teams/{team}/policy", s.handleApplyPolicy)
 	api("GET /v1/teams/{team}/doctor", s.handleDoctor)
 	api("POST /v1/teams/{team}/presign", s.handlePresign)
+	api("GET /v1/teams/{team}/objects", s.handleListObjects)
 	api("POST /v1/teams/{team}/uploads", s.handleCreateUpload)
 	api("GET /v1/teams/{team}/uploads/{id}", s.handleUploadState)
 	api("POST /v1/teams/{team}/uploads/{id}/parts", s.handleUploadParts)
