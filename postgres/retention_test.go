@@ -111,3 +111,36 @@ func TestRetentionAppRole(t *testing.T) {
 		t.Errorf("VerifyStore without the checkpoint = %v, want an unanchored start", err)
 	}
 }
+
+// BenchmarkAuditFilters times a page of each audit filter on a log of
+// storetest.AuditBenchEntries entries (scripts/audit-filter-bench).
+func BenchmarkAuditFilters(b *testing.B) {
+	n := storetest.AuditBenchEntries(b)
+	u := testpeer.PostgresURL(b)
+	mustMigrate(b, u)
+	db := mustOpen(b, u)
+	db.WriteTimeout = time.Minute
+	storetest.BuildAuditLog(b, db, n)
+	storetest.AppendRareEvents(b, db, n)
+	// What autovacuum would do: the planner's statistics of the new log.
+	if _, err := mustConn(b, u).Exec(context.Background(), "ANALYZE audit_events"); err != nil {
+		b.Fatal(err)
+	}
+	storetest.BenchmarkAuditFilters(b, db, n)
+}
+
+// BenchmarkPrune times retention pruning a log of
+// storetest.AuditBenchEntries entries.
+func BenchmarkPrune(b *testing.B) {
+	n := storetest.AuditBenchEntries(b)
+	storetest.BenchmarkPrune(b, func() signet.Store {
+		u := testpeer.PostgresURL(b)
+		mustMigrate(b, u)
+		db, err := Open(context.Background(), u)
+		if err != nil {
+			b.Fatal(err)
+		}
+		db.WriteTimeout = time.Minute
+		return db
+	}, n)
+}
