@@ -75,8 +75,10 @@ $SIGNET_RESUME_DIR, else signet/uploads in the user's cache directory); it
 holds no key and no URL.
 
 Every upload declares its SHA-256, which the store checks. Downloads are
-checked against the SHA-256 the store reports, when it reports one; the
-summary says when it does not.
+checked against the SHA-256 signet finds for the object in the store (the
+store's own checksum, or the one signet recorded when it completed a
+verified upload); a mismatch fails and leaves no file. The summary says
+when no SHA-256 was known.
 
 On a terminal, progress bars are drawn on stderr (one line per file); with
 --quiet nothing is printed unless something fails. --json prints a summary
