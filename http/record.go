@@ -108,6 +108,11 @@ func (s *Server) ready(ctx context.Context) error {
 		if err := tx.AppendAudit(ev); err != nil {
 			return err
 		}
+		// A store may hold appended events until the function ends;
+		// reading the head makes it write them now.
+		if _, err := tx.AuditHead(); err != nil {
+			return err
+		}
 		return errProbe
 	})
 	if !errors.Is(err, errProbe) {

@@ -14,13 +14,16 @@ import (
 
 // The audit log is a hash chain (see package auditlog). The one row of
 // audit_head holds the Seq and Hash of the last event appended. An append
-// reads it, numbers its events from the next Seq on (the event's ID is its
-// Seq), links them with auditlog.Chain, inserts them and moves the head,
-// all in the transaction of the Update. Appends are serialised by the
-// single writer, and a function that group commit rolls back to its
-// savepoint takes its rows and its move of the head with it: the next
-// function reads the head as it was, so the chain has no gap and no fork.
-// Nothing is cached outside the transaction, so nothing can go stale.
+// numbers its events from the next Seq on (the event's ID is its Seq),
+// links them with auditlog.Chain, inserts them and moves the head, all in
+// the transaction of the Update. Appends are serialised by the single
+// writer. Group commit (commit.go) reads audit_head once per batch, moves
+// the head in memory and writes it back once, before the commit; a
+// function it rolls back to its savepoint takes its rows and its move of
+// the head with it, so the next function continues from the head as it
+// was: no gap and no fork. Nothing is cached outside the transaction, so
+// nothing can go stale; inside Update, read the head with AuditHead, not
+// from the table.
 
 const insertAudit = `INSERT INTO audit_events (id, occurred_at, request_id, actor_user, actor_key, team,
 		action, outcome, code, reason, store, bucket, object_key, upload_id, grant_id, method,
@@ -61,6 +64,15 @@ func scanAudit(s scanner) (*signet.AuditEvent, error) {
 // AuditHead returns the Seq and Hash of the last event appended, from
 // audit_head.
 func (t *tx) AuditHead() (signet.AuditHead, error) {
+	if t.batch != nil {
+		// Inside group commit the head moves in memory and is written
+		// once, at the end of the batch (commit.go).
+		t.begin()
+		if t.failed != nil {
+			return signet.AuditHead{}, t.failed
+		}
+		return t.batchHead()
+	}
 	var h signet.AuditHead
 	var hash []byte
 	if err := t.queryRow("SELECT last_id, hash FROM audit_head").Scan(&h.Seq, &hash); err != nil {
@@ -87,43 +99,7 @@ func (t *tx) AppendAudit(events ...*signet.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	head, err := t.AuditHead()
-	if err != nil {
-		return err
-	}
-	for i, e := range events {
-		e.ID = head.Seq + 1 + int64(i)
-		e.Seq = e.ID
-		e.Time = t.stamp(e.Time)
-		if !e.ExpiresAt.IsZero() {
-			e.ExpiresAt = normalize(e.ExpiresAt)
-		}
-	}
-	last := auditlog.Chain(head.Hash, events...)
-	if t.audit == nil {
-		st, err := t.tx.PrepareContext(t.ctx, insertAudit)
-		if err != nil {
-			return t.fail(op, err, "", "")
-		}
-		t.audit = st // closed by the transaction's end
-	}
-	for _, e := range events {
-		var expires sql.NullInt64
-		if !e.ExpiresAt.IsZero() {
-			expires = sql.NullInt64{Int64: micros(e.ExpiresAt), Valid: true}
-		}
-		_, err := t.audit.ExecContext(t.ctx, e.ID, micros(e.Time), e.RequestID, e.ActorUser, e.ActorKey, e.Team,
-			e.Action, e.Outcome, string(e.Code), e.Reason, e.Store, e.Bucket, e.ObjectKey, e.UploadID,
-			e.GrantID, e.Method, expires, e.ClientIP, e.UserAgent, e.Target, e.PrevHash[:], e.Hash[:])
-		if err != nil {
-			return t.auditFail(op, err)
-		}
-	}
-	_, err = t.exec("UPDATE audit_head SET last_id = ?, hash = ?", events[len(events)-1].ID, last[:])
-	if err != nil {
-		return t.fail(op, err, "", "")
-	}
-	return nil
+	return t.appendAudit(events)
 }
 
 // auditFail maps a failed insert into the log. An event already holding

@@ -2,11 +2,13 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sync/atomic"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/auditlog"
 )
 
 // Group commit. Every Update is handed to one writer goroutine, which runs
@@ -97,11 +99,34 @@ func (db *DB) writer() {
 	}
 }
 
-// runBatch runs the waiting requests of batch in one transaction.
-func (db *DB) runBatch(batch []*request) {
+// batch is the state the functions of one writer transaction share.
+//
+// The head of the audit chain is read once per batch, moved in memory by
+// each append and written back once, before the commit; a function that
+// is rolled back to its savepoint takes its move of the head with it. A
+// function's savepoint is opened only at its first statement, and
+// AppendAudit inserts the function's events when it returns nil (or at
+// its next statement), so the usual audited request, which only appends
+// one event, costs one prepared insert in the batch and no savepoint: a
+// single-row INSERT is atomic by itself.
+type batch struct {
+	head   signet.AuditHead
+	loaded bool  // head was read in this transaction
+	dirty  bool  // head moved since; written at the end
+	err    error // the transaction itself failed
+}
+
+// headState is what a rollback to a savepoint restores.
+type headState struct {
+	head          signet.AuditHead
+	loaded, dirty bool
+}
+
+// runBatch runs the waiting requests of reqs in one transaction.
+func (db *DB) runBatch(reqs []*request) {
 	const op = "sqlite.Update"
 	var live []*request
-	for _, r := range batch {
+	for _, r := range reqs {
 		if r.state.CompareAndSwap(waiting, running) {
 			live = append(live, r)
 		}
@@ -129,35 +154,77 @@ func (db *DB) runBatch(batch []*request) {
 		return
 	}
 	defer stx.Rollback() // no-op after Commit
-	t := &tx{ctx: ctx, db: db, tx: stx}
+	b := &batch{}
+	var audit *sql.Stmt // the prepared insert, shared by the batch
 	ok := 0
 	for _, r := range live {
-		if _, err := stx.ExecContext(ctx, "SAVEPOINT u"); err != nil {
-			finish(storeError(op, err, ""))
-			return
-		}
 		// fn's statements run under the batch's deadline, not the
 		// caller's: a caller that goes away must not interrupt (and so
 		// roll back) the transaction the others share. A caller whose
 		// deadline passed meanwhile gets nothing committed.
+		t := &tx{ctx: ctx, db: db, tx: stx, audit: audit, batch: b, req: r}
+		before := headState{b.head, b.loaded, b.dirty}
 		r.err = run(r.fn, t)
 		if r.err == nil && r.ctx.Err() != nil {
 			r.err = storeError(op, r.ctx.Err(), "")
 		}
-		stmt := "RELEASE u"
-		if r.err != nil {
-			stmt = "ROLLBACK TO u; RELEASE u"
-		} else {
-			ok++
+		if r.err == nil && len(t.pending) > 0 {
+			if len(t.pending) == 1 && !t.savepoint {
+				// One row: the INSERT is atomic, no savepoint needed.
+				// Should it fail, SQLite may have rolled back the whole
+				// transaction (disk full, I/O error), and without a
+				// savepoint to release nothing would tell: fail the
+				// batch, as a failed commit would.
+				evs := t.pending
+				t.pending = nil
+				if t.failed = t.insertAudit(evs); t.failed != nil {
+					b.err = t.failed
+				}
+			} else {
+				t.begin() // opens the savepoint and inserts
+			}
 		}
-		if _, err := stx.ExecContext(ctx, stmt); err != nil {
-			finish(storeError(op, err, ""))
+		if r.err == nil {
+			r.err = t.failed
+		}
+		if b.err == nil && t.savepoint {
+			stmt := "RELEASE u"
+			if r.err != nil {
+				stmt = "ROLLBACK TO u; RELEASE u"
+			}
+			if _, err := stx.ExecContext(ctx, stmt); err != nil {
+				// The savepoint is gone when SQLite rolled back the
+				// whole transaction after a failure (disk full, I/O):
+				// that failure, if it was the store's, is the cause.
+				b.err = storeError(op, err, "")
+				if signet.ErrorCode(r.err) == signet.Unavailable {
+					b.err = r.err
+				}
+			}
+		}
+		if b.err != nil {
+			if r.err == nil {
+				r.err = b.err
+			}
+			finish(b.err)
 			return
 		}
+		audit = t.audit
+		if r.err != nil {
+			b.head, b.loaded, b.dirty = before.head, before.loaded, before.dirty
+			continue
+		}
+		ok++
 	}
 	if ok == 0 {
 		finish(nil) // every fn failed; nothing to commit
 		return
+	}
+	if b.dirty {
+		if _, err := stx.ExecContext(ctx, "UPDATE audit_head SET last_id = ?, hash = ?", b.head.Seq, b.head.Hash[:]); err != nil {
+			finish(storeError(op, err, ""))
+			return
+		}
 	}
 	db.commits.Add(1)
 	db.grouped.Add(int64(ok))
@@ -169,6 +236,130 @@ func (db *DB) runBatch(batch []*request) {
 		return
 	}
 	finish(nil)
+}
+
+// begin runs before each statement of a batched function: it opens the
+// function's savepoint at its first statement and inserts the events the
+// function appended so far, so that its statements see them. A failure to
+// open the savepoint fails the batch; one to insert fails the function
+// (runBatch reports it whatever the function returns).
+func (t *tx) begin() {
+	b := t.batch
+	if b == nil || b.err != nil {
+		return
+	}
+	if !t.savepoint {
+		if _, err := t.tx.ExecContext(t.ctx, "SAVEPOINT u"); err != nil {
+			b.err = storeError("sqlite.Update", err, "")
+			return
+		}
+		t.savepoint = true
+	}
+	if len(t.pending) > 0 && t.failed == nil {
+		evs := t.pending
+		t.pending = nil
+		t.failed = t.insertAudit(evs)
+	}
+}
+
+// appendAudit stamps events and, inside a batch, keeps them for begin or
+// the function's end; outside one it inserts them at once.
+func (t *tx) appendAudit(events []*signet.AuditEvent) error {
+	const op = "sqlite.AppendAudit"
+	for _, e := range events {
+		e.Time = t.stamp(e.Time)
+		if !e.ExpiresAt.IsZero() {
+			e.ExpiresAt = normalize(e.ExpiresAt)
+		}
+	}
+	if t.batch == nil {
+		return t.insertAudit(events)
+	}
+	// Fail now, as an insert would, once the transaction or the caller
+	// has run out of time.
+	if err := t.ctx.Err(); err != nil {
+		return storeError(op, err, "")
+	}
+	if err := t.req.ctx.Err(); err != nil {
+		return storeError(op, err, "")
+	}
+	if t.batch.err != nil {
+		return t.batch.err
+	}
+	if t.failed != nil {
+		return t.failed
+	}
+	t.pending = append(t.pending, events...)
+	return nil
+}
+
+// batchHead returns the head of the chain as this batch has moved it,
+// reading it on first use.
+func (t *tx) batchHead() (signet.AuditHead, error) {
+	b := t.batch
+	if !b.loaded {
+		var hash []byte
+		if err := t.tx.QueryRowContext(t.ctx, "SELECT last_id, hash FROM audit_head").Scan(&b.head.Seq, &hash); err != nil {
+			return signet.AuditHead{}, t.fail("sqlite.AuditHead", err, "", "")
+		}
+		copy(b.head.Hash[:], hash)
+		b.loaded = true
+	}
+	return b.head, nil
+}
+
+// insertAudit numbers, chains and inserts stamped events after the head,
+// and moves the head: in memory inside a batch (written at its end), in
+// audit_head otherwise. On failure the head stays where it was.
+func (t *tx) insertAudit(events []*signet.AuditEvent) error {
+	const op = "sqlite.AppendAudit"
+	var head signet.AuditHead
+	if t.batch != nil {
+		h, err := t.batchHead()
+		if err != nil {
+			return err
+		}
+		head = h
+	} else {
+		var hash []byte
+		if err := t.tx.QueryRowContext(t.ctx, "SELECT last_id, hash FROM audit_head").Scan(&head.Seq, &hash); err != nil {
+			return t.fail(op, err, "", "")
+		}
+		copy(head.Hash[:], hash)
+	}
+	for i, e := range events {
+		e.ID = head.Seq + 1 + int64(i)
+		e.Seq = e.ID
+	}
+	last := auditlog.Chain(head.Hash, events...)
+	if t.audit == nil {
+		st, err := t.tx.PrepareContext(t.ctx, insertAudit)
+		if err != nil {
+			return t.fail(op, err, "", "")
+		}
+		t.audit = st // closed by the transaction's end
+	}
+	for _, e := range events {
+		var expires sql.NullInt64
+		if !e.ExpiresAt.IsZero() {
+			expires = sql.NullInt64{Int64: micros(e.ExpiresAt), Valid: true}
+		}
+		_, err := t.audit.ExecContext(t.ctx, e.ID, micros(e.Time), e.RequestID, e.ActorUser, e.ActorKey, e.Team,
+			e.Action, e.Outcome, string(e.Code), e.Reason, e.Store, e.Bucket, e.ObjectKey, e.UploadID,
+			e.GrantID, e.Method, expires, e.ClientIP, e.UserAgent, e.Target, e.PrevHash[:], e.Hash[:])
+		if err != nil {
+			return t.auditFail(op, err)
+		}
+	}
+	newHead := signet.AuditHead{Seq: events[len(events)-1].ID, Hash: last}
+	if t.batch != nil {
+		t.batch.head, t.batch.dirty = newHead, true
+		return nil
+	}
+	if _, err := t.tx.ExecContext(t.ctx, "UPDATE audit_head SET last_id = ?, hash = ?", newHead.Seq, newHead.Hash[:]); err != nil {
+		return t.fail(op, err, "", "")
+	}
+	return nil
 }
 
 // run calls fn, turning a panic into an Internal error so that one bad

@@ -26,6 +26,13 @@ type tx struct {
 	tx       *sql.Tx
 	readOnly bool
 	audit    *sql.Stmt // the audit insert, prepared on first use
+
+	// Set inside Update's group commit (commit.go).
+	batch     *batch
+	req       *request
+	savepoint bool                 // the function's savepoint is open
+	pending   []*signet.AuditEvent // appended, not yet inserted
+	failed    error                // inserting pending failed
 }
 
 var _ signet.Tx = (*tx)(nil)
@@ -41,14 +48,17 @@ func (t *tx) writable(op string) error {
 }
 
 func (t *tx) exec(query string, args ...any) (sql.Result, error) {
+	t.begin()
 	return t.tx.ExecContext(t.ctx, query, args...)
 }
 
 func (t *tx) query(query string, args ...any) (*sql.Rows, error) {
+	t.begin()
 	return t.tx.QueryContext(t.ctx, query, args...)
 }
 
 func (t *tx) queryRow(query string, args ...any) *sql.Row {
+	t.begin()
 	return t.tx.QueryRowContext(t.ctx, query, args...)
 }
 
