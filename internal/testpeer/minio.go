@@ -125,11 +125,29 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// StartMinIO starts a MinIO server of tb's own, not shared with other
+// tests, with env added to its environment (MINIO_* settings such as an
+// audit webhook, as KEY=VALUE), and stops it when tb ends. It finds the
+// binary, skips and fails as MinIO does.
+func StartMinIO(tb testing.TB, env ...string) *MinIOPeer {
+	tb.Helper()
+	bin, ok := findBinary(MinIOEnv, "minio")
+	if !ok {
+		absent(tb, "minio binary", MinIOInstall)
+	}
+	p, err := startMinIO(bin, env...)
+	if err != nil {
+		tb.Fatalf("testpeer: starting MinIO (%s): %v", bin, err)
+	}
+	tb.Cleanup(p.stop)
+	return p
+}
+
 // startMinIO starts a server, trying new ports when one was taken.
-func startMinIO(bin string) (*MinIOPeer, error) {
+func startMinIO(bin string, env ...string) (*MinIOPeer, error) {
 	var errs []error
 	for range 3 {
-		p, err := tryStartMinIO(bin)
+		p, err := tryStartMinIO(bin, env)
 		if err == nil {
 			return p, nil
 		}
@@ -138,7 +156,7 @@ func startMinIO(bin string) (*MinIOPeer, error) {
 	return nil, errors.Join(errs...)
 }
 
-func tryStartMinIO(bin string) (*MinIOPeer, error) {
+func tryStartMinIO(bin string, env []string) (*MinIOPeer, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -183,6 +201,7 @@ func tryStartMinIO(bin string) (*MinIOPeer, error) {
 		"MINIO_UPDATE=off",
 		"MINIO_KMS_SECRET_KEY="+MinIOKMSKeyID+":"+base64.StdEncoding.EncodeToString(kmsKey),
 	)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	setDeathSignal(cmd)
 	if err := cmd.Start(); err != nil {
