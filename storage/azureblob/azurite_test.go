@@ -197,9 +197,9 @@ func wantCode(t *testing.T, what string, err error, code signet.Code) {
 	}
 }
 
-// TestAzurite runs the tests that need an Azurite with shared-key
+// TestAzureOnAzurite runs the tests that need an Azurite with shared-key
 // authentication, sharing one server (it takes seconds to start).
-func TestAzurite(t *testing.T) {
+func TestAzureOnAzurite(t *testing.T) {
 	p := testpeer.Azurite(t)
 	for _, tc := range []struct {
 		name string
