@@ -122,9 +122,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// readLines decodes JSON lines.
+// readLines decodes JSON lines, up to the last newline: a sink may be
+// writing the next line while the test reads.
 func readLines(t *testing.T, b []byte) []*signet.AuditEvent {
 	t.Helper()
+	b = b[:bytes.LastIndexByte(b, '\n')+1]
 	var out []*signet.AuditEvent
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 1<<20)
@@ -152,6 +154,18 @@ func fileLines(t *testing.T, path string) (evs []*signet.AuditEvent, files []str
 		evs = append(evs, readLines(t, b)...)
 	}
 	return evs, files
+}
+
+// endsWithNewline fails the test if the file at path ends in a partial line.
+func endsWithNewline(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		t.Errorf("%s ends in a partial line", path)
+	}
 }
 
 // sameLog reports how got differs from want: the same entries, each
@@ -190,6 +204,7 @@ func TestFileSink(t *testing.T) {
 	if len(files) < 3 {
 		t.Errorf("%d files, want rotation into several", len(files))
 	}
+	endsWithNewline(t, path)
 	for _, f := range files {
 		fi, err := os.Stat(f)
 		if err != nil {
@@ -257,6 +272,7 @@ func TestFileSinkCrash(t *testing.T) {
 	if err := sameLog(got, want); err != nil {
 		t.Error(err)
 	}
+	endsWithNewline(t, path)
 }
 
 // receiver is a real HTTP webhook receiver that can be down.
@@ -438,6 +454,7 @@ func TestPruned(t *testing.T) {
 	if err := sameLog(got, want); err != nil {
 		t.Error(err)
 	}
+	endsWithNewline(t, path)
 }
 
 func TestStartEnd(t *testing.T) {
