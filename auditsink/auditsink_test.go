@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -93,9 +94,14 @@ type running struct {
 
 func start(t *testing.T, st signet.Store, dir string, reg prometheus.Registerer, cfgs ...Config) *running {
 	t.Helper()
-	set, err := New(cfgs, Options{Store: st, Dir: dir, Registerer: reg, Getenv: func(k string) string {
-		return map[string]string{"WEBHOOK_TOKEN": "s3cret-token"}[k]
-	}})
+	return startWith(t, Options{Store: st, Dir: dir, Registerer: reg}, cfgs...)
+}
+
+func startWith(t *testing.T, opt Options, cfgs ...Config) *running {
+	t.Helper()
+	st := opt.Store
+	opt.Getenv = func(k string) string { return map[string]string{"WEBHOOK_TOKEN": "s3cret-token"}[k] }
+	set, err := New(cfgs, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +346,9 @@ func TestWebhookDownThenUp(t *testing.T) {
 	state := t.TempDir()
 	const bound = 16 << 10
 	reg := prometheus.NewRegistry()
-	r := start(t, st, state, reg, Config{
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := startWith(t, Options{Store: st, Dir: state, Registerer: reg, Logger: logger}, Config{
 		Name: "siem", Type: TypeWebhook, URL: rc.URL + "/ingest?token=in-url", Batch: 20, SpoolMaxSize: bound,
 		Headers: map[string]string{"Authorization": "Bearer ${WEBHOOK_TOKEN}"}, Timeout: time.Second,
 		BackoffMin: 5 * time.Millisecond, BackoffMax: 40 * time.Millisecond, PollInterval: 50 * time.Millisecond,
@@ -388,6 +396,11 @@ func TestWebhookDownThenUp(t *testing.T) {
 	}
 	if !rc.auth["Bearer s3cret-token"] || len(rc.auth) != 1 {
 		t.Errorf("Authorization headers received: %v", rc.auth)
+	}
+	// Failures were logged, without the header's value or the URL's query.
+	if l := string(logs.Bytes()); !strings.Contains(l, "audit webhook delivery failed") ||
+		strings.Contains(l, "s3cret") || strings.Contains(l, "in-url") || strings.Contains(l, "/ingest") {
+		t.Errorf("logs:\n%s", l)
 	}
 	waitFor(t, "lag 0", func() bool { return testutil.ToFloat64(fl.lag) == 0 })
 	if n := dirSize(t, spool); n != 0 {
