@@ -102,7 +102,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	keys, err := fileblob.LoadOrCreateKeys(filepath.Join(c.DataDir, "local-store.keys"))
+	localKeys := filepath.Join(c.DataDir, "local-store.keys")
+	keys, err := fileblob.LoadOrCreateKeys(localKeys)
 	if err != nil {
 		return fmt.Errorf("loading local store keys: %w", err)
 	}
@@ -114,6 +115,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Blob, err = fileblob.Open(filepath.Join(c.DataDir, "blobs"), fileblob.Options{
 		BaseURL: strings.TrimRight(public, "/"), Keys: keys, Now: m.Now, Logger: m.Logger,
 		ClientIP: ips.ClientIP, Revoked: revs.Revoked,
+		KeyFile: localKeys, ListenAddr: m.ln.Addr().String(),
 	})
 	if err != nil {
 		return fmt.Errorf("opening local store: %w", err)

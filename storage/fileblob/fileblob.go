@@ -65,6 +65,11 @@ type Options struct {
 	// with 403 "revoked", and an error refuses it with 503
 	// "revocation_unknown" (fail closed).
 	Revoked RevokedFunc
+	// KeyFile is the file Keys were loaded from, and ListenAddr the
+	// address the server listens on; both only inform Diagnose (the key's
+	// age, a loopback BaseURL on a server others can reach). Optional.
+	KeyFile    string
+	ListenAddr string
 }
 
 // Store is a local blob store. It implements driver.Backend,
@@ -78,6 +83,8 @@ type Store struct {
 	clientIP func(*http.Request) netip.Addr
 	maxSize  int64
 	revoked  RevokedFunc
+	keyFile  string // Options.KeyFile, for Diagnose
+	listen   string // Options.ListenAddr, for Diagnose
 	// Striped locks: uploadLocks serialize changes to one upload and
 	// objectLocks the final renames of one object. A holder of an upload lock
 	// may take an object lock, never the other way round.
@@ -114,6 +121,8 @@ func Open(root string, opts Options) (*Store, error) {
 		clientIP: opts.ClientIP,
 		maxSize:  opts.MaxObjectSize,
 		revoked:  opts.Revoked,
+		keyFile:  opts.KeyFile,
+		listen:   opts.ListenAddr,
 	}
 	u, err := url.Parse(opts.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
