@@ -37,6 +37,37 @@ const (
 // ingest usage events: IngestSetting+name is "on" when user name may.
 const IngestSetting = "ingest.user."
 
+// UsageTx holds the Tx methods of a store that keeps usage events. Both
+// signet stores (SQLite and PostgreSQL) implement it; it is a separate
+// interface, found with UsageOf, so that Tx stays what every metadata
+// store must do.
+type UsageTx interface {
+	// AppendUsage stores access events that stores reported, setting their
+	// IDs, and IngestedAt when zero, and returns how many it stored: an
+	// event with the Source and RequestID (not empty) of one already stored
+	// is skipped. Invalid if an event lacks a Time, Source or GrantID; then
+	// none is stored.
+	AppendUsage(events ...*UsageEvent) (int, error)
+	// IssuedGrants returns the allowed audit events that carry a grant id
+	// and match f, in ascending ID order, at most f.Limit of them (100 when
+	// 0, never more than 1000).
+	IssuedGrants(f GrantFilter) ([]*AuditEvent, error)
+	// GrantUsage sums the stored usage events of the grants per grant and
+	// remote address, in no particular order; grants without usage events
+	// have no entry.
+	GrantUsage(grantIDs []string) ([]*AddressUsage, error)
+}
+
+// UsageOf returns the usage methods of tx, or Unimplemented when its
+// store keeps no usage events.
+func UsageOf(tx Tx) (UsageTx, error) {
+	u, ok := tx.(UsageTx)
+	if !ok {
+		return nil, Errorf(Unimplemented, "this metadata store does not keep usage events")
+	}
+	return u, nil
+}
+
 // UsageEvent is one request a store reported having served with an issued
 // URL. It holds only what the report needs: never the signature, the
 // credential, the query string or any header of the request.
@@ -190,7 +221,11 @@ func ParseRemoteAddr(s string) (netip.Addr, bool) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
 		return ap.Addr().Unmap(), true
 	}
-	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	if inner, ok := strings.CutPrefix(s, "["); ok {
+		if s, ok = strings.CutSuffix(inner, "]"); !ok {
+			return netip.Addr{}, false
+		}
+	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Addr{}, false

@@ -16,6 +16,8 @@ import (
 // part of the audit chain. Text is escaped as in the audit log (see
 // escapeText): a store reports keys and addresses byte for byte.
 
+var _ signet.UsageTx = (*tx)(nil)
+
 const insertUsage = `INSERT INTO usage_events (occurred_at, source, source_request_id, grant_id,
 		bucket, object_key, method, operation, status, bytes_sent, bytes_received, remote_addr, ingested_at)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)

@@ -12,6 +12,8 @@ import (
 // URLs (see signet.UsageEvent). They are data, not decisions, and are not
 // part of the audit chain.
 
+var _ signet.UsageTx = (*tx)(nil)
+
 const insertUsage = `INSERT INTO usage_events (occurred_at, source, source_request_id, grant_id,
 		bucket, object_key, method, operation, status, bytes_sent, bytes_received, remote_addr, ingested_at)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
