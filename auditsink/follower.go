@@ -294,7 +294,8 @@ type cursor struct {
 func (f *follower) run(ctx context.Context) {
 	attempt := 0
 	var pending []line
-	full := false // the last read filled a batch
+	full := false    // the last read filled a batch
+	stalled := false // the sink's buffer was full
 	for ctx.Err() == nil {
 		if len(pending) == 0 {
 			if !full {
@@ -330,9 +331,18 @@ func (f *follower) run(ctx context.Context) {
 			f.advance(pending[n-1])
 			pending = pending[n:]
 		}
+		if stalled && err == nil {
+			stalled = false
+			f.log.Info("audit sink buffer has room again; reading the log")
+		}
 		switch {
 		case err == nil:
 		case errors.Is(err, errFull):
+			if !stalled {
+				stalled = true
+				f.log.Warn("audit sink buffer is full: the sink falls behind the log (nothing is dropped) until the destination takes batches",
+					"after_seq", f.cur.Seq)
+			}
 			b := f.sink.(buffered)
 			f.wait(ctx, b.space())
 		case ctx.Err() != nil:
