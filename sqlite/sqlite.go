@@ -50,8 +50,9 @@ type DB struct {
 	WriteTimeout time.Duration
 
 	path  string
-	write *sql.DB // one connection; transactions begin IMMEDIATE
-	read  *sql.DB // query-only connections
+	write *sql.DB   // one connection; transactions begin IMMEDIATE
+	read  *sql.DB   // query-only connections
+	stmts stmtCache // statements prepared on read (stmtcache.go)
 
 	queue      chan *request // Updates waiting for the writer
 	closing    chan struct{} // closed by Close

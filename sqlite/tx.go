@@ -54,11 +54,17 @@ func (t *tx) exec(query string, args ...any) (sql.Result, error) {
 
 func (t *tx) query(query string, args ...any) (*sql.Rows, error) {
 	t.begin()
+	if st := t.readStmt(query); st != nil {
+		return st.QueryContext(t.ctx, args...)
+	}
 	return t.tx.QueryContext(t.ctx, query, args...)
 }
 
 func (t *tx) queryRow(query string, args ...any) *sql.Row {
 	t.begin()
+	if st := t.readStmt(query); st != nil {
+		return st.QueryRowContext(t.ctx, args...)
+	}
 	return t.tx.QueryRowContext(t.ctx, query, args...)
 }
 
