@@ -197,3 +197,21 @@ func TestMinIO(t *testing.T) {
 		t.Errorf("empty body: %d, %d, %v", len(evs), skipped, err)
 	}
 }
+
+func BenchmarkS3Line(b *testing.B) {
+	b.SetBytes(int64(len(s3Lines[1])))
+	for b.Loop() {
+		if _, err := S3Line(s3Lines[1]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMinIO(b *testing.B) {
+	b.SetBytes(int64(len(minioGet)))
+	for b.Loop() {
+		if _, _, err := MinIO(strings.NewReader(minioGet)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
