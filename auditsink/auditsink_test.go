@@ -592,3 +592,31 @@ func TestStandby(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestWebhookRetryAfter: a receiver's Retry-After lengthens the wait
+// before the next attempt, up to backoff_max.
+func TestWebhookRetryAfter(t *testing.T) {
+	st := openStore(t)
+	var mu sync.Mutex
+	var times []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		times = append(times, time.Now())
+		if len(times) == 1 {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "busy", http.StatusTooManyRequests)
+		}
+	}))
+	defer srv.Close()
+	appendN(t, st, 3)
+	start(t, st, t.TempDir(), nil, Config{Name: "w", Type: TypeWebhook, URL: srv.URL,
+		BackoffMin: 5 * time.Millisecond, BackoffMax: 5 * time.Second})
+	waitFor(t, "a second attempt", func() bool { mu.Lock(); defer mu.Unlock(); return len(times) >= 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	if d := times[1].Sub(times[0]); d < 900*time.Millisecond {
+		t.Errorf("second attempt %v after the first; the receiver asked for 1s", d)
+	}
+}

@@ -12,8 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -211,8 +213,9 @@ func (w *webhook) run(ctx context.Context) {
 			body.Write(b)
 		}
 		err := errors.New("spool unreadable")
+		var retryAfter time.Duration
 		if ok {
-			err = w.post(ctx, body.Bytes())
+			retryAfter, err = w.post(ctx, body.Bytes())
 		}
 		if err == nil {
 			attempt = 0
@@ -226,6 +229,8 @@ func (w *webhook) run(ctx context.Context) {
 		}
 		w.failures.Inc()
 		d := backoff(w.cfg.BackoffMin, w.cfg.BackoffMax, attempt)
+		// The receiver's Retry-After, when longer, within backoff_max.
+		d = max(d, min(retryAfter, w.cfg.BackoffMax))
 		attempt++
 		w.log.Warn("audit webhook delivery failed; will retry", "err", err, "attempt", attempt,
 			"first_seq", batch[0].first, "entries", count, "retry_in", d.Round(1e6))
@@ -267,13 +272,15 @@ func (w *webhook) remove(batch []spoolFile) {
 	}
 }
 
-// post sends one batch. Only a 2xx answer counts as delivered.
-func (w *webhook) post(ctx context.Context, body []byte) error {
+// post sends one batch. Only a 2xx answer counts as delivered; with
+// another, retryAfter is the receiver's Retry-After, if it gave one in
+// seconds.
+func (w *webhook) post(ctx context.Context, body []byte) (retryAfter time.Duration, err error) {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.URL, bytes.NewReader(body))
 	if err != nil {
-		return errors.New("cannot build the request")
+		return 0, errors.New("cannot build the request")
 	}
 	for k, v := range w.cfg.Headers {
 		req.Header.Set(k, v)
@@ -287,16 +294,19 @@ func (w *webhook) post(ctx context.Context, body []byte) error {
 			err = ue.Err
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("no answer within %v", w.cfg.Timeout)
+			return 0, fmt.Errorf("no answer within %v", w.cfg.Timeout)
 		}
-		return err
+		return 0, err
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("receiver answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			retryAfter = time.Duration(s) * time.Second
+		}
+		return retryAfter, fmt.Errorf("receiver answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
-	return nil
+	return 0, nil
 }
 
 func (w *webhook) close() error {
