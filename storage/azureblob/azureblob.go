@@ -104,6 +104,7 @@ type Backend struct {
 	keys      *delegationKeys
 
 	client *container.Client
+	httpc  *http.Client // Config.HTTPClient, for Diagnose's calls
 }
 
 var (
@@ -150,6 +151,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		protocol:     sas.ProtocolHTTPSandHTTP,
 		noMPCheck:    cfg.DisableMultipartSHA256,
 		now:          cfg.Now,
+		httpc:        cfg.HTTPClient,
 	}
 	if strings.HasPrefix(endpoint, "https:") {
 		b.protocol = sas.ProtocolHTTPS
