@@ -44,8 +44,8 @@ func TestDoctor(t *testing.T) {
 		t.Error("doctor printed the secret")
 	}
 
-	// Every team the caller administers, as JSON: the local store is not
-	// checked yet and says so.
+	// Every team the caller administers, as JSON: the default team's local
+	// store gets its own checks.
 	r = admin.run("doctor", "--json")
 	var reps []sighttp.DoctorReport
 	if err := json.Unmarshal([]byte(r.stdout), &reps); err != nil {
@@ -58,9 +58,26 @@ func TestDoctor(t *testing.T) {
 	if rep := byTeam["ml"]; rep.OK || rep.Backend != "s3" || len(rep.Checks) < 8 {
 		t.Errorf("ml report %+v", rep)
 	}
-	if rep := byTeam["default"]; len(rep.Checks) != 1 || rep.Checks[0].Status != driver.CheckSkip ||
-		!strings.Contains(rep.Checks[0].Detail, "cannot check local connectors") {
-		t.Errorf("default (local) report %+v", rep)
+	local := byTeam["default"]
+	if local.Backend != "local" || !local.OK {
+		t.Errorf("default (local) report %+v", local)
+	}
+	localChecks := map[string]driver.Check{}
+	for _, c := range local.Checks {
+		localChecks[c.Name] = c
+	}
+	for name, want := range map[string]string{
+		"directory": driver.CheckOK,   // the server's data directory is writable
+		"keys":      driver.CheckOK,   // a fresh key file, mode 0600
+		"url":       driver.CheckOK,   // loopback URLs from a loopback listener
+		"network":   driver.CheckSkip, // the default team has no allow-list
+	} {
+		if c := localChecks[name]; c.Status != want {
+			t.Errorf("local check %q: %+v, want %s", name, c, want)
+		}
+	}
+	if c := localChecks["disk"]; !strings.Contains(c.Detail, "free below") {
+		t.Errorf("local disk check %+v", c)
 	}
 
 	// A member who is not the team's admin may not run it.
@@ -78,5 +95,62 @@ func TestDoctor(t *testing.T) {
 	}
 	if !strings.Contains(list, "failed checks: ") {
 		t.Error("audit does not name the failed checks")
+	}
+}
+
+// TestDoctorAzureGCS runs signet doctor through the CLI on connectors of
+// Azurite and fake-gcs-server: each store gets its own checks, and the
+// exit status follows the failures.
+func TestDoctorAzureGCS(t *testing.T) {
+	azure := testpeer.Azurite(t)
+	gcs := testpeer.FakeGCS(t)
+	m, token := MustRunMain(t)
+	admin := cli{tb: t, addr: m.URL(), token: token}
+	for _, team := range []string{"cv", "geo"} {
+		admin.must("team", "create", team)
+	}
+	set := admin
+	set.env = map[string]string{"SIGNET_ACCOUNT_KEY": azure.Key, "SIGNET_HMAC_SECRET": "doctor-cli-hmac-secret"}
+	set.must("connector", "set", "cv", "--backend", "azure", "--account", azure.Account,
+		"--container", azure.Container(t), "--prefix", "cv/", "--endpoint", azure.Endpoint, "--shared-key")
+	set.must("connector", "set", "geo", "--backend", "gcs", "--bucket", gcs.Bucket(t), "--prefix", "geo/",
+		"--endpoint", gcs.Endpoint, "--hmac-access-id", "GOOG1EXAMPLE")
+
+	// Azure without browser origins: nothing fails (soft delete off is a
+	// warning, lifecycle a management-plane skip).
+	r := admin.run("doctor", "--team", "cv")
+	if r.code != 0 {
+		t.Errorf("doctor on Azurite without origins: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"credentials", "versioning", "warn", "fix: az storage account blob-service-properties update", "lifecycle", "skip"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("azure doctor output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	// With an origin the account has no CORS rule for: a failure.
+	r = admin.run("doctor", "--team", "cv", "--origin", "https://app.example.com")
+	if r.code != 1 || !strings.Contains(r.stdout, "fix: az storage cors add") {
+		t.Errorf("doctor on Azurite with an origin: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// GCS: the bare bucket has no lifecycle rule.
+	r = admin.run("doctor", "--team", "geo", "--json")
+	var reps []sighttp.DoctorReport
+	if err := json.Unmarshal([]byte(r.stdout), &reps); err != nil || len(reps) != 1 {
+		t.Fatalf("doctor --json: %v\n%s%s", err, r.stdout, r.stderr)
+	}
+	if r.code != 1 || reps[0].OK || reps[0].Backend != "gcs" || len(reps[0].Checks) != 8 {
+		t.Errorf("gcs report: exit %d, %+v", r.code, reps[0])
+	}
+	for _, c := range reps[0].Checks {
+		if c.Name == "lifecycle" && (c.Status != driver.CheckFail || !strings.Contains(c.Fix, "AbortIncompleteMultipartUpload")) {
+			t.Errorf("gcs lifecycle check %+v", c)
+		}
+		if c.Name == "bucket" && c.Status != driver.CheckOK {
+			t.Errorf("gcs bucket check %+v", c)
+		}
+	}
+	if strings.Contains(r.stdout+r.stderr, "doctor-cli-hmac-secret") || strings.Contains(r.stdout+r.stderr, azure.Key) {
+		t.Error("doctor printed a secret")
 	}
 }
