@@ -30,6 +30,7 @@ func BenchmarkAuditFilters(b *testing.B, s signet.Store, n int) {
 		{"outcome-rare", signet.AuditFilter{Outcome: signet.OutcomeDenied}, rareEvents},
 		{"prefix", signet.AuditFilter{KeyPrefix: "team-3/runs/"}, 100},
 		{"prefix-rare", signet.AuditFilter{KeyPrefix: "team-3/runs/2031-05-06/shard-0000100"}, 1},
+		{"since-start", signet.AuditFilter{Since: BenchEvent(0).Time}, 100},
 		{"since-last-1pct", signet.AuditFilter{Since: recent}, 100},
 		{"since-last-1pct-team", signet.AuditFilter{Team: "team-3", Since: recent}, 100},
 		{"until-first-1pct", signet.AuditFilter{Until: BenchEvent(n / 100).Time}, 100},

@@ -155,6 +155,7 @@ func Run(t *testing.T, open func(t *testing.T) signet.Store) {
 			{"Filters", testAuditFilters},
 			{"FilterFields", testAuditFilterFields},
 			{"FilterInvalid", testAuditFilterInvalid},
+			{"FilterSinceLarge", testAuditFilterSinceLarge},
 		}},
 		{"AuditChain", chainTests},
 		{"Credential", []test{

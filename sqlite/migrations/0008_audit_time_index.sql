@@ -3,4 +3,4 @@
 -- since through this index when few entries match, and reads the log in
 -- id order from there (times need not grow with ids, so the index cannot
 -- give the pages themselves).
-CREATE INDEX audit_events_time ON audit_events (occurred_at);
+CREATE INDEX audit_events_time ON audit_events (occurred_at, id);
