@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,4 +119,30 @@ func TestGroupCommit(t *testing.T) {
 		t.Errorf("stats %+v: want %d updates in far fewer commits", st, want)
 	}
 	t.Logf("%d updates in %d commits", st.Updates, st.Commits)
+}
+
+// BenchmarkGroupCommit: 32 callers per core append one audit event each
+// per Update, as concurrent presign requests do; it reports Updates per
+// second and how many shared a commit.
+func BenchmarkGroupCommit(b *testing.B) {
+	db := MustOpenDB(b)
+	var n atomic.Int64
+	b.SetParallelism(32)
+	before := db.Stats()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			ev := &signet.AuditEvent{RequestID: fmt.Sprintf("req-%d", i), ActorUser: "alice", Team: "ml",
+				Action: signet.ActionPresignDownload, Outcome: signet.OutcomeAllowed, Store: signet.BackendS3,
+				Bucket: "data", ObjectKey: fmt.Sprintf("ml/datasets/shard-%05d.tar", i), Method: "GET",
+				GrantID: fmt.Sprintf("grant%011d", i), ClientIP: "10.0.0.7", UserAgent: "signet-cli/1.0"}
+			if err := db.Update(b.Context(), func(tx signet.Tx) error { return tx.AppendAudit(ev) }); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	st := db.Stats()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+	b.ReportMetric(float64(st.Updates-before.Updates)/float64(max(1, st.Commits-before.Commits)), "updates/commit")
 }
