@@ -90,8 +90,8 @@ func (b *Backend) checkCredentials(ctx context.Context) driver.Check {
 	}
 	left := k.expiry.Sub(now).Round(time.Second)
 	c.Status = driver.CheckOK
-	c.Detail = fmt.Sprintf("Entra ID token obtained; user delegation key valid for %s, until %s; renewed before use",
-		left, k.expiry.UTC().Format(time.RFC3339))
+	c.Detail = fmt.Sprintf("Entra ID: Azure issued a user delegation key at %s, valid for %s more, until %s; renewed before use",
+		k.fetched.UTC().Format(time.RFC3339), left, k.expiry.UTC().Format(time.RFC3339))
 	if left < keyWarn {
 		c.Status = driver.CheckWarn
 		c.Fix = "the user delegation key is close to expiry and could not be renewed early: check that signet's identity can still get tokens"
