@@ -81,9 +81,9 @@ func openPruneStore(ctx context.Context, db string) (signet.Store, error) {
 }
 
 func newAuditPruneCmd(env *Env) *cobra.Command {
-	var db, pubkey, dir, dataDir, olderThan string
+	var db, pubkey, dir, dataDir, olderThan, configFile string
 	cmd := &cobra.Command{
-		Use:   "prune --db PATH-OR-URL --older-than AGE",
+		Use:   "prune --db PATH-OR-URL --older-than AGE | --config FILE [--db URL]",
 		Short: "Delete audit entries older than AGE, up to a signed checkpoint",
 		Long: `Delete the oldest entries of the audit log: those older than AGE (a duration
 such as 720h, or days: 30d), up to the latest signed checkpoint that covers
@@ -96,15 +96,43 @@ entry, in the same transaction, naming the entries and the checkpoint.
 signet serve does this every hour when audit_retention is set, except on a
 PostgreSQL role that may only append to the log (signet migrate
 --app-role): run this command as the owner of signet's tables instead, from
-cron, with the checkpoint directory and key of a signet serve.`,
+cron, with the checkpoint directory and key of a signet serve. With --config
+(serve's configuration file) the age is its audit_retention, the checkpoint
+directory and key its own, and the database its db unless --db names
+another (the owner's URL); flags override the file.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if db == "" || olderThan == "" {
-				return usageError{errors.New("--db and --older-than are required")}
+			var age time.Duration
+			if configFile != "" {
+				cfg := DefaultConfig()
+				if err := ReadConfigFile(configFile, &cfg); err != nil {
+					return usageError{err}
+				}
+				age = time.Duration(cfg.AuditRetention)
+				if db == "" {
+					db = cfg.DB
+					if db == "" {
+						db = filepath.Join(cfg.DataDir, "signet.db")
+					}
+				}
+				if !cmd.Flags().Changed("data-dir") {
+					dataDir = cfg.DataDir
+				}
+				if pubkey == "" {
+					pubkey = cfg.AuditCheckpointKeyFile
+				}
+				if dir == "" {
+					dir = cfg.AuditCheckpointDir
+				}
 			}
-			age, err := parseAge(olderThan)
-			if err != nil || age <= 0 {
-				return usageError{fmt.Errorf("--older-than: want a positive duration such as 720h or 30d, got %q", olderThan)}
+			if olderThan != "" {
+				var err error
+				if age, err = parseAge(olderThan); err != nil || age <= 0 {
+					return usageError{fmt.Errorf("--older-than: want a positive duration such as 720h or 30d, got %q", olderThan)}
+				}
+			}
+			if db == "" || age <= 0 {
+				return usageError{errors.New("give --db and --older-than, or --config with audit_retention set")}
 			}
 			if pubkey == "" {
 				pubkey = filepath.Join(dataDir, defaultCheckpointKeyFile)
@@ -161,5 +189,6 @@ cron, with the checkpoint directory and key of a signet serve.`,
 	f.StringVar(&dir, "dir", "", "checkpoint directory (default <data-dir>/"+defaultCheckpointDir+")")
 	f.StringVar(&pubkey, "pubkey", "", "public (or private) checkpoint key file (default <data-dir>/"+defaultCheckpointKeyFile+")")
 	f.StringVar(&dataDir, "data-dir", DefaultConfig().DataDir, "signet's data directory")
+	f.StringVar(&configFile, "config", "", "signet serve's YAML configuration: audit_retention, data_dir, db, checkpoint settings")
 	return cmd
 }

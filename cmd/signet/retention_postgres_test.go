@@ -94,8 +94,13 @@ func TestPostgresRetention(t *testing.T) {
 		t.Fatalf("pruned as the application role: %+v", evs)
 	}
 
-	// The owner prunes.
-	r = offline.run("audit", "prune", "--db", owner, "--older-than", "5d", "--data-dir", cfg.DataDir)
+	// The owner prunes, with serve's config file and the owner's URL.
+	if r := offline.run("audit", "prune", "--db", owner); r.code != 2 {
+		t.Errorf("audit prune without an age: exit %d, %s; want a usage error", r.code, r.stderr)
+	}
+	confFile := filepath.Join(t.TempDir(), "signet.yaml")
+	os.WriteFile(confFile, []byte(fmt.Sprintf("data_dir: %s\ndb: %s\naudit_retention: 5d\n", cfg.DataDir, appURL)), 0o600)
+	r = offline.run("audit", "prune", "--config", confFile, "--db", owner)
 	if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("pruned entries 1 to %d", boundary)) {
 		t.Fatalf("audit prune as the owner: exit %d, %q, %q", r.code, r.stdout, r.stderr)
 	}
