@@ -18,11 +18,14 @@ func newDoctorCmd(env *Env) *cobra.Command {
 		Use:   "doctor [--team TEAM] [--origin URL]...",
 		Short: "Check each connector's store configuration and print a fix for each failure",
 		Long: `Check the connector of each team you administer (or of --team) against its
-store: signing credentials and their expiry, that the bucket exists and can be
+store, with read-only calls, and print a fix under each failure or warning.
+S3 and GCS: credentials and their expiry, that the bucket exists and can be
 listed, clock skew against the store's Date header, CORS for the browser origins
-given with --origin (GET, HEAD, PUT, ETag exposed), default encryption (the
-connector's KMS key), a lifecycle rule that aborts incomplete multipart uploads,
-versioning, and a bucket policy matching the team's network allow-list.
+given with --origin (GET, HEAD, PUT, ETag exposed), default encryption, a
+lifecycle rule that aborts incomplete uploads, versioning, and the store-side
+network policy for the team's allow-list. Azure: the same where the data plane
+can show it (soft delete instead of versioning). The local store: its directory,
+free space, signing keys and public URL. docs/doctor.md lists every check.
 Exits 1 when any check fails.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
