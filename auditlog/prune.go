@@ -1,6 +1,7 @@
 package auditlog
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -104,8 +105,16 @@ func (r *Retention) Prune(ctx context.Context) (pruned []Pruned, wait string, er
 	if len(r.Pub) != ed25519.PublicKeySize {
 		return nil, "", errors.New("audit retention: no checkpoint public key")
 	}
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	run := &pruneRun{cutoff: now().Add(-r.MaxAge)}
+	if run.index, err = indexCheckpoints(r.Dir); err != nil {
+		return nil, "", fmt.Errorf("reading checkpoints: %w", err)
+	}
 	for {
-		p, w, err := r.step(ctx)
+		p, w, err := r.step(ctx, run)
 		if err != nil || p == nil {
 			return pruned, w, err
 		}
@@ -115,19 +124,23 @@ func (r *Retention) Prune(ctx context.Context) (pruned []Pruned, wait string, er
 	}
 }
 
+// pruneRun is what the steps of one Prune share: the cut-off time, the
+// last entry of the old part of the log (found at the first step; entries
+// appended later are young), and the checkpoint files by Seq.
+type pruneRun struct {
+	cutoff     time.Time
+	oldThrough int64
+	index      []checkpointFile
+}
+
 // step prunes once: from the first entry to the checkpoint chosen.
-func (r *Retention) step(ctx context.Context) (*Pruned, string, error) {
-	now := time.Now
-	if r.Now != nil {
-		now = r.Now
-	}
+func (r *Retention) step(ctx context.Context, run *pruneRun) (*Pruned, string, error) {
 	batch := r.Batch
 	if batch <= 0 {
 		batch = DefaultPruneBatch
 	}
-	cutoff := now().Add(-r.MaxAge)
+	cutoff := run.cutoff
 	var first *signet.AuditEvent
-	var oldThrough int64
 	var cp *Checkpoint
 	wait := ""
 	err := r.Store.View(ctx, func(tx signet.Tx) error {
@@ -137,44 +150,45 @@ func (r *Retention) step(ctx context.Context) (*Pruned, string, error) {
 			return err
 		}
 		first = evs[0]
-		// The first entry, in log order, that is not old: every entry
-		// before it is. (Times need not grow with Seq.)
-		young, err := tx.Audit(signet.AuditFilter{AfterID: first.Seq - 1, Since: cutoff, Limit: 1})
-		if err != nil {
-			return err
-		}
-		if len(young) > 0 {
-			oldThrough = young[0].Seq - 1
-		} else {
-			head, err := tx.AuditHead()
+		if run.oldThrough == 0 {
+			// The first entry, in log order, that is not old: every
+			// entry before it is. (Times need not grow with Seq.)
+			young, err := tx.Audit(signet.AuditFilter{AfterID: first.Seq - 1, Since: cutoff, Limit: 1})
 			if err != nil {
 				return err
 			}
-			oldThrough = head.Seq
+			if len(young) > 0 {
+				run.oldThrough = young[0].Seq - 1
+			} else {
+				head, err := tx.AuditHead()
+				if err != nil {
+					return err
+				}
+				run.oldThrough = head.Seq
+			}
 		}
+		oldThrough := run.oldThrough
 		if oldThrough < first.Seq {
 			wait = fmt.Sprintf("no entry is older than %s (the oldest is entry %d, of %s)",
 				r.MaxAge, first.Seq, first.Time.Format(time.RFC3339))
 			return nil
 		}
-		cps, err := CheckpointsBetween(r.Dir, r.Pub, first.Seq, oldThrough)
-		if err != nil {
-			return err
-		}
-		if len(cps) == 0 {
-			wait = fmt.Sprintf("entries %d to %d are older than %s, but no checkpoint in %s signed by key %s covers any of them yet",
-				first.Seq, oldThrough, r.MaxAge, r.Dir, KeyID(r.Pub))
-			return nil
-		}
 		// The last checkpoint within a batch of the start, or else the
-		// first one.
-		cp = cps[0]
-		for _, c := range cps {
-			if c.Seq-first.Seq < batch {
-				cp = c
+		// first one; a file that does not verify is passed over.
+		for cp == nil {
+			c, k := run.pick(first.Seq, oldThrough, batch)
+			if k < 0 {
+				wait = fmt.Sprintf("entries %d to %d are older than %s, but no checkpoint in %s signed by key %s covers any of them yet",
+					first.Seq, oldThrough, r.MaxAge, r.Dir, KeyID(r.Pub))
+				return nil
+			}
+			if got, err := ReadCheckpoint(filepath.Join(r.Dir, c.name)); err == nil && got.Seq == c.seq && got.Verify(r.Pub) == nil {
+				cp = got
+			} else {
+				run.index = slices.Delete(run.index, k, k+1)
 			}
 		}
-		return r.verifyRange(ctx, tx, first, cp)
+		return r.verifyRange(ctx, tx, run, first, cp)
 	})
 	if err != nil || cp == nil {
 		return nil, wait, err
@@ -230,14 +244,18 @@ func (r *Retention) step(ctx context.Context) (*Pruned, string, error) {
 // entry: they must form a chain that cp's hash ends. The link of first to
 // what precedes it is checked when a checkpoint of that entry is in Dir,
 // and for the first entry of a log.
-func (r *Retention) verifyRange(ctx context.Context, tx signet.Tx, first *signet.AuditEvent, cp *Checkpoint) error {
+func (r *Retention) verifyRange(ctx context.Context, tx signet.Tx, run *pruneRun, first *signet.AuditEvent, cp *Checkpoint) error {
 	anchor := signet.AuditHead{Seq: first.Seq - 1, Hash: first.PrevHash}
 	if first.Seq == 1 {
 		anchor.Hash = signet.AuditHash{}
-	} else if prev, err := CheckpointsBetween(r.Dir, r.Pub, first.Seq-1, first.Seq-1); err != nil {
-		return err
-	} else if len(prev) > 0 {
-		anchor.Hash = prev[len(prev)-1].Hash
+	}
+	for _, f := range run.index {
+		if f.seq != first.Seq-1 || first.Seq == 1 {
+			continue
+		}
+		if prev, err := ReadCheckpoint(filepath.Join(r.Dir, f.name)); err == nil && prev.Seq == f.seq && prev.Verify(r.Pub) == nil {
+			anchor.Hash = prev.Hash
+		}
 	}
 	v := NewVerifier(anchor, cp)
 	f := signet.AuditFilter{AfterID: anchor.Seq, Limit: pageSize}
@@ -325,6 +343,48 @@ func (r *Retention) Run(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// checkpointFile is a checkpoint file's name and the Seq in it.
+type checkpointFile struct {
+	seq  int64
+	name string
+}
+
+// indexCheckpoints lists the checkpoint files of dir by Seq, then time
+// (their names sort so), unread. A missing dir has none.
+func indexCheckpoints(dir string) ([]checkpointFile, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var files []checkpointFile
+	for _, e := range entries {
+		if seq, ok := checkpointFileSeq(e.Name()); ok && e.Type().IsRegular() {
+			files = append(files, checkpointFile{seq, e.Name()})
+		}
+	}
+	slices.SortFunc(files, func(a, b checkpointFile) int { return strings.Compare(a.name, b.name) })
+	return files, nil
+}
+
+// pick returns the file of the last checkpoint with a Seq from first to
+// through that is less than batch entries past first, or else of the
+// first one from first on, and its index; -1 if there is none.
+func (run *pruneRun) pick(first, through, batch int64) (checkpointFile, int) {
+	lo, _ := slices.BinarySearchFunc(run.index, first, func(f checkpointFile, seq int64) int { return cmp.Compare(f.seq, seq) })
+	hi, _ := slices.BinarySearchFunc(run.index, through+1, func(f checkpointFile, seq int64) int { return cmp.Compare(f.seq, seq) })
+	if lo >= hi {
+		return checkpointFile{}, -1
+	}
+	k := lo
+	for i := lo; i < hi && run.index[i].seq-first < batch; i++ {
+		k = i
+	}
+	return run.index[k], k
 }
 
 // CheckpointsBetween returns the checkpoints in dir signed by pub whose Seq

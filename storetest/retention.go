@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,18 @@ func testRetentionOK(t *testing.T, s signet.Store) {
 	cps := map[int64]*auditlog.Checkpoint{}
 	for _, seq := range []int64{10, 20, 25, 30} {
 		cps[seq] = f.sign(t, seq, evs[seq-1].Hash)
+	}
+	// A checkpoint of entry 14 by another key, and a file named as one of
+	// entry 13 that holds another: both are passed over.
+	_, otherKey, _ := ed25519.GenerateKey(nil)
+	if _, err := auditlog.WriteCheckpoint(f.dir, auditlog.Sign(otherKey, signet.AuditHead{Seq: 14, Hash: evs[13].Hash}, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	liar := auditlog.Sign(f.key, signet.AuditHead{Seq: 12, Hash: evs[11].Hash}, time.Now())
+	if p, err := auditlog.WriteCheckpoint(f.dir, liar); err != nil {
+		t.Fatal(err)
+	} else if err := os.Rename(p, strings.Replace(p, liar.FileName()[:31], "checkpoint-00000000000000000013", 1)); err != nil {
+		t.Fatal(err)
 	}
 	pruned, _, err = r.Prune(t.Context())
 	if err != nil {
