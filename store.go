@@ -115,6 +115,18 @@ type Tx interface {
 	// store recorded them when it appended it (zero for an empty log).
 	AuditHead() (AuditHead, error)
 
+	// CreateRevocation inserts r, setting CreatedAt when zero. Invalid if
+	// its ID or IssuedBefore is missing or IssuedAfter is not before
+	// IssuedBefore; Conflict if the ID is taken.
+	CreateRevocation(r *Revocation) error
+	// Revocations lists the revocations whose IssuedBefore is after since
+	// (all of them when since is zero), ordered by CreatedAt, then ID.
+	Revocations(since time.Time) ([]*Revocation, error)
+	// Grant returns what the audit log recorded of the grant with
+	// correlation id id: the team, user, key and time of the first allowed
+	// event that carries it. NotFound.
+	Grant(id string) (*Grant, error)
+
 	// Setting returns an instance setting. NotFound.
 	Setting(name string) (string, error)
 	// SetSetting stores an instance setting.

@@ -40,6 +40,10 @@ type Config struct {
 	Now func() time.Time
 	// ClientIP finds the client's address behind trusted proxies.
 	ClientIP ClientIPResolver
+	// Revoked, when set, is told of each revocation once it is stored, so
+	// the process can apply it at once (its local store checks, cached
+	// signing sessions).
+	Revoked func(*signet.Revocation)
 }
 
 // Server is signet's API server. It is an http.Handler.
@@ -53,6 +57,9 @@ type Server struct {
 	handler  http.Handler
 	metrics  *metrics
 	registry *prometheus.Registry
+	revoked  func(*signet.Revocation)
+
+	auditHealth auditHealth // record.go
 }
 
 // NewServer returns a Server for cfg.
@@ -65,6 +72,7 @@ func NewServer(cfg Config) *Server {
 		logger:   cfg.Logger,
 		now:      cfg.Now,
 		registry: prometheus.NewRegistry(),
+		revoked:  cfg.Revoked,
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -108,6 +116,14 @@ func NewServer(cfg Config) *Server {
 	api("POST /v1/teams/{team}/uploads/{id}/complete", s.handleCompleteUpload)
 	api("DELETE /v1/teams/{team}/uploads/{id}", s.handleAbortUpload)
 	api("GET /v1/audit", s.handleAudit)
+	api("POST /v1/ingest/minio", s.handleIngestMinIO)
+	api("POST /v1/ingest/s3-access-log", s.handleIngestS3AccessLog)
+	api("PUT /v1/ingest/users/{user}", s.handleSetIngestUser)
+	api("DELETE /v1/ingest/users/{user}", s.handleSetIngestUser)
+	api("GET /v1/teams/{team}/usage", s.handleTeamUsage)
+	api("GET /v1/usage", s.handleUsage)
+	api("POST /v1/revocations", s.handleRevoke)
+	api("GET /v1/revocations", s.handleListRevocations)
 	if cfg.Blob != nil {
 		mux.Handle("/blob/", cfg.Blob)
 	}
@@ -213,7 +229,7 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
+	if err := s.ready(ctx); err != nil {
 		s.writeError(w, r, signet.E("readyz", signet.Unavailable, "metadata store unavailable", err))
 		return
 	}

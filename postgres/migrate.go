@@ -216,6 +216,8 @@ var tablePrivileges = []struct{ table, privileges string }{
 	{"credentials", "SELECT, INSERT, UPDATE, DELETE"},
 	{"audit_events", "SELECT, INSERT"},
 	{"audit_head", "SELECT, UPDATE"},
+	{"usage_events", "SELECT, INSERT"},
+	{"revocations", "SELECT, INSERT"},
 }
 
 var errNotOwner = errors.New("the connecting role does not own signet's tables")

@@ -158,6 +158,8 @@ func Run(t *testing.T, open func(t *testing.T) signet.Store) {
 			{"FilterSinceLarge", testAuditFilterSinceLarge},
 		}},
 		{"AuditChain", chainTests},
+		{"Usage", usageTests},
+		{"Revocations", revocationTests},
 		{"Credential", []test{
 			{"OK", testCredentialOK},
 			{"Replace", testCredentialReplace},

@@ -471,7 +471,7 @@ func printConnector(env *Env, c *signet.Connector) error {
 func newConnectorCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "connector", Short: "Map a team to its storage bucket"}
 	var req sighttp.ConnectorRequest
-	var accessKeyID, roleARN, kmsKeyID, account, credentialsFile, hmacAccessID string
+	var accessKeyID, roleARN, kmsKeyID, account, credentialsFile, hmacAccessID, serviceAccount string
 	var pathStyle, sharedKey bool
 	var sourceVPCEs []string
 	set := &cobra.Command{
@@ -492,7 +492,9 @@ Backends:
          server signs user-delegation SAS with its own Entra ID identity.
   gcs    Google Cloud Storage: --bucket, and --credentials-file (service
          account key) or --hmac-access-id (secret from SIGNET_HMAC_SECRET or
-         stdin).`,
+         stdin); without either (instance admins), keyless signing through
+         the IAM signBlob API as --service-account EMAIL (default: the
+         metadata server's account) with the server's Google credentials.`,
 		Example: `  signet connector set ml --backend local --prefix runs/
   SIGNET_SECRET_ACCESS_KEY=... signet connector set ml --backend s3 --bucket ml-data \
       --region eu-west-1 --access-key-id AKIA...`,
@@ -516,6 +518,10 @@ Backends:
 			}
 			if account != "" {
 				opts["account"] = account
+				req.Options = opts
+			}
+			if serviceAccount != "" {
+				opts["service_account"] = serviceAccount
 				req.Options = opts
 			}
 			switch {
@@ -567,6 +573,7 @@ Backends:
 	f.BoolVar(&sharedKey, "shared-key", false, "Azure: sign with the account key from SIGNET_ACCOUNT_KEY or stdin")
 	f.StringVar(&credentialsFile, "credentials-file", "", "GCS: service account key file (JSON) to sign with")
 	f.StringVar(&hmacAccessID, "hmac-access-id", "", "GCS: HMAC key access id (secret from SIGNET_HMAC_SECRET or stdin)")
+	f.StringVar(&serviceAccount, "service-account", "", "GCS: without a key, sign keylessly (IAM signBlob) as this service account e-mail")
 	f.StringVar(&req.Prefix, "prefix", "", "key prefix inside the bucket, ending in /")
 	f.StringVar(&req.Region, "region", "", "region of the bucket")
 	f.StringVar(&req.Endpoint, "endpoint", "", "endpoint URL of an S3-compatible store")
@@ -670,6 +677,7 @@ func newAuditCmd(env *Env) *cobra.Command {
 	addAuditQueryFlags(export.Flags(), &eq)
 	export.Flags().StringVar(&eq.Cursor, "cursor", "", "start after this event id")
 	cmd.AddCommand(list, export, newAuditVerifyCmd(env), newAuditPubkeyCmd(env), newAuditCheckpointCmd(env), newAuditPruneCmd(env))
+	cmd.AddCommand(newAuditUsageCmd(env), newAuditIngestCmd(env), newAuditIngesterCmd(env))
 	return cmd
 }
 
