@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/internal/atomicfile"
 )
 
 // CheckpointTag opens the message a checkpoint's signature covers.
@@ -118,51 +119,10 @@ func WriteCheckpoint(dir string, cp *Checkpoint) (string, error) {
 		return "", fmt.Errorf("checkpoint directory: %w", err)
 	}
 	path := filepath.Join(dir, cp.FileName())
-	if err := writeFileAtomic(path, append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 		return "", fmt.Errorf("writing checkpoint: %w", err)
 	}
 	return path, nil
-}
-
-// writeFileAtomic writes data to path through a synced temporary file in
-// the same directory and a rename, then syncs the directory.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // ReadCheckpoint reads a checkpoint file. It does not check the
@@ -266,7 +226,7 @@ func LoadOrCreateKey(path string) (key ed25519.PrivateKey, created bool, err err
 	} else if err != nil {
 		return nil, false, fmt.Errorf("checkpoint key: %w", err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 		return nil, false, fmt.Errorf("checkpoint key: %w", err)
 	}
 	return key, true, nil

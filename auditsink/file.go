@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/signetdev/signet/internal/atomicfile"
 )
 
 // fileSink appends JSON lines to a file, fsyncs every batch, and rotates
@@ -163,7 +165,7 @@ func (s *fileSink) rotate() error {
 		return err
 	}
 	s.last = last
-	if err := syncDir(filepath.Dir(s.path)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(s.path)); err != nil {
 		return err
 	}
 	if s.maxBackups > 0 {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/signetdev/signet/internal/atomicfile"
 )
 
 // webhook POSTs batches of JSON lines to a URL. The follower puts batches
@@ -78,7 +80,7 @@ func openWebhook(c Config, dir string, log *slog.Logger, delivered, failures pro
 	}
 	for _, e := range ents {
 		name := e.Name()
-		if strings.HasPrefix(name, ".tmp-") {
+		if strings.HasPrefix(name, atomicfile.TempPrefix) {
 			os.Remove(filepath.Join(dir, name)) // a spool write cut by a crash
 			continue
 		}
@@ -156,26 +158,7 @@ func (w *webhook) write(ctx context.Context, lines []line) (int, error) {
 }
 
 func (w *webhook) writeSpool(name string, data []byte) error {
-	tmp, err := os.CreateTemp(w.dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(w.dir, name)); err != nil {
-		return err
-	}
-	return syncDir(w.dir)
+	return atomicfile.WriteFile(filepath.Join(w.dir, name), data, 0o600)
 }
 
 func (w *webhook) space() <-chan struct{} { return w.spaceCh }

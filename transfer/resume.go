@@ -14,6 +14,7 @@ import (
 	"time"
 
 	sighttp "github.com/signetdev/signet/http"
+	"github.com/signetdev/signet/internal/atomicfile"
 )
 
 // Resume state files.
@@ -138,26 +139,7 @@ func (r *resumer) save(info *sighttp.UploadInfo, sum string) error {
 	if err := os.MkdirAll(r.dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(r.dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), r.path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	syncDir(r.dir)
-	return nil
+	return atomicfile.WriteFile(r.path, append(b, '\n'), 0o600)
 }
 
 // remove deletes the state file, if any.

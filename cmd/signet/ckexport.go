@@ -15,6 +15,7 @@ import (
 
 	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/auditlog"
+	"github.com/signetdev/signet/internal/atomicfile"
 	"github.com/signetdev/signet/storage/s3blob"
 )
 
@@ -126,7 +127,7 @@ func (x *checkpointExporter) exportOnce(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		if err := writeMarker(x.markerPath(), name); err != nil {
+		if err := atomicfile.WriteFile(x.markerPath(), []byte(name+"\n"), 0o644); err != nil {
 			return n, err
 		}
 		n++
@@ -155,13 +156,4 @@ func (x *checkpointExporter) run(ctx context.Context, interval time.Duration) {
 		case <-tick.C:
 		}
 	}
-}
-
-// writeMarker replaces path with name, whole or not at all.
-func writeMarker(path, name string) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(name+"\n"), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
