@@ -32,6 +32,14 @@ const (
 	ActionAuditPrune      = "audit.prune" // retention removed the oldest entries
 	ActionBootstrap       = "instance.bootstrap"
 	ActionAuthenticate    = "auth.authenticate"
+	ActionObjectList      = "object.list"   // one page of a team's objects; the prefix is the object key
+	ActionRevoke          = "revoke"        // URLs already issued were revoked
+	ActionPolicyRender    = "policy.render" // a store-side network policy was rendered
+	ActionPolicyApply     = "policy.apply"  // and applied to the bucket
+	ActionIngestAllow     = "ingest.allow"  // a service user may ingest store access events
+	ActionIngestRevoke    = "ingest.revoke" // it may no longer
+	ActionUsageIngest     = "usage.ingest"  // recorded when an ingest is refused
+	ActionUsageRead       = "usage.read"    // a usage report was read
 )
 
 // Audit outcomes.

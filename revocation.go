@@ -2,9 +2,6 @@ package signet
 
 import "time"
 
-// ActionRevoke records a revocation of issued URLs.
-const ActionRevoke = "revoke"
-
 // Revocation withdraws URLs already issued: every grant it matches stops
 // working where the store lets signet enforce that (see docs/security.md,
 // "Revocation"). A grant matches when each selector the revocation sets

@@ -25,14 +25,6 @@ const (
 	UsageSourceS3AccessLog = "s3-access-log" // S3 server access log lines
 )
 
-// Audit actions of the ingestion side.
-const (
-	ActionIngestAllow  = "ingest.allow"  // a service user may ingest
-	ActionIngestRevoke = "ingest.revoke" // it may no longer
-	ActionUsageIngest  = "usage.ingest"  // recorded when an ingest is refused
-	ActionUsageRead    = "usage.read"    // a usage report was read
-)
-
 // IngestSetting is the prefix of the instance setting that lets a user
 // ingest usage events: IngestSetting+name is "on" when user name may.
 const IngestSetting = "ingest.user."

@@ -14,10 +14,6 @@ import (
 	"github.com/signetdev/signet/storage/driver"
 )
 
-// ActionObjectList is the audit action of a listing of a team's objects
-// (one event per page, with the listed prefix as the object key).
-const ActionObjectList = "object.list"
-
 // ObjectInfo describes one object of a team's space in a listing.
 type ObjectInfo struct {
 	// Key is relative to the team's space, as in presign requests.
@@ -44,7 +40,7 @@ type ObjectList struct {
 // applies as for presign, and keys never leave the connector's prefix.
 func (s *Server) handleListObjects(w http.ResponseWriter, r *http.Request) {
 	team := r.PathValue("team")
-	ev := s.event(r, ActionObjectList)
+	ev := s.event(r, signet.ActionObjectList)
 	ev.Team = team
 	q := r.URL.Query()
 	prefix, cur := q.Get("prefix"), q.Get("cursor")

@@ -130,7 +130,7 @@ func TestListObjects(t *testing.T) {
 	t.Run("Audit", func(t *testing.T) {
 		var allowed, denied int
 		for _, ev := range e.audit() {
-			if ev.Action != sighttp.ActionObjectList {
+			if ev.Action != signet.ActionObjectList {
 				continue
 			}
 			switch ev.Outcome {
