@@ -24,7 +24,10 @@ var errUnauthenticated = signet.Errorf(signet.Unauthenticated, "missing or inval
 // Authorization header. Credentials anywhere else are ignored.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a, err := s.actor(r.Context(), r.Header.Get("Authorization"))
+		// The cache generation this request sees: read before anything
+		// else, so every later lookup is at least as new (cache.go).
+		g := s.generation(r.Context())
+		a, err := s.actor(r.Context(), g, r.Header.Get("Authorization"))
 		if err != nil {
 			ev := s.event(r, signet.ActionAuthenticate)
 			if a.KeyID != "" {
@@ -33,14 +36,18 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.deny(w, r, ev, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxActor, a)))
+		ctx := context.WithValue(r.Context(), ctxActor, a)
+		if g != nil {
+			ctx = context.WithValue(ctx, ctxGen, g)
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
 // actor resolves an Authorization header to an Actor. On failure it returns
 // errUnauthenticated (or Unavailable when the store is down) and, when the
 // token was well formed, an Actor holding only the key id for the record.
-func (s *Server) actor(ctx context.Context, header string) (signet.Actor, error) {
+func (s *Server) actor(ctx context.Context, g *cacheGen, header string) (signet.Actor, error) {
 	scheme, token, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return signet.Actor{}, errUnauthenticated
@@ -49,20 +56,7 @@ func (s *Server) actor(ctx context.Context, header string) (signet.Actor, error)
 	if !ok {
 		return signet.Actor{}, errUnauthenticated
 	}
-	var key *signet.APIKey
-	var user *signet.User
-	err := s.store.View(ctx, func(tx signet.Tx) error {
-		k, err := tx.APIKey(id)
-		if err != nil {
-			return err
-		}
-		u, err := tx.User(k.User)
-		if err != nil {
-			return err
-		}
-		key, user = k, u
-		return nil
-	})
+	e, err := s.lookupKey(ctx, g, id)
 	switch signet.ErrorCode(err) {
 	case "":
 	case signet.NotFound:
@@ -71,11 +65,13 @@ func (s *Server) actor(ctx context.Context, header string) (signet.Actor, error)
 	default:
 		return signet.Actor{}, err
 	}
+	key, user := e.key, e.user
 	if !key.Matches(hash) || key.RevokedAt != nil {
 		return signet.Actor{KeyID: id}, errUnauthenticated
 	}
 	now := s.now()
-	if key.LastUsedAt == nil || now.Sub(*key.LastUsedAt) >= touchInterval {
+	last := e.lastUsed.Load()
+	if (last == 0 || now.Sub(time.Unix(0, last)) >= touchInterval) && e.lastUsed.CompareAndSwap(last, now.UnixNano()) {
 		// Best effort: a failure to note the last use must not refuse a
 		// valid caller; the decision itself is audited separately.
 		if err := s.store.Update(ctx, func(tx signet.Tx) error { return tx.TouchAPIKey(id, now) }); err != nil {

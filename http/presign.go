@@ -102,27 +102,19 @@ type access struct {
 // teamBucket authorises the caller of r for p in team, checks the client's
 // network against the team's allow-list, and opens the team's bucket.
 func (s *Server) teamBucket(r *http.Request, team string, p signet.Permission) (*access, error) {
-	ctx := r.Context()
-	var acc access
-	var cred *signet.Credential
-	err := s.store.View(ctx, func(tx signet.Tx) (err error) {
-		if acc.team, _, err = teamRole(tx, actorOf(r), team, p); err != nil {
-			return err
-		}
-		acc.conn, cred, err = connector(tx, team)
-		return err
-	})
+	te, err := s.teamAccess(r.Context(), genOf(r), actorOf(r), team, p)
 	if err != nil {
 		return nil, err
 	}
+	acc := access{team: te.team, conn: te.conn, bucket: te.bucket}
 	ip := s.ips.ClientIP(r)
 	network, ok := acc.team.AllowsFrom(ip)
 	if !ok {
 		return nil, signet.Errorf(signet.PermissionDenied, "client address %s is outside team %q's allowed networks", ip, team)
 	}
 	acc.network = network
-	if acc.bucket, err = s.openBucket(ctx, acc.conn, cred); err != nil {
-		return nil, err
+	if te.bucketErr != nil {
+		return nil, te.bucketErr
 	}
 	return &acc, nil
 }

@@ -60,6 +60,7 @@ type Server struct {
 	revoked  func(*signet.Revocation)
 
 	auditHealth auditHealth // record.go
+	cache       authCache   // cache.go
 }
 
 // NewServer returns a Server for cfg.

@@ -1,0 +1,283 @@
+package http
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/storage"
+)
+
+// The authorisation cache. Authenticating a key and authorising a presign
+// read an API key, its user, the user's memberships, the team, its
+// connector and sealed credential, and then unseal the credential: about
+// two thirds of the CPU a presign request costs when done per request. The
+// server keeps them in memory instead, in a generation tagged with the
+// store's change sequence, a number that every change to any of those rows
+// moves forward in the change's own transaction (database triggers,
+// migration 0009; a key's last use does not count).
+//
+// Every request reads the change sequence first: one indexed row, a
+// prepared read on SQLite, one round trip on PostgreSQL. When it differs
+// from the generation's, the generation is dropped and a new, empty one
+// starts; so a change committed anywhere (this process, another process on
+// the same SQLite file, another replica on the same PostgreSQL database)
+// applies from the next request that starts after its commit, exactly as
+// when every request read the rows themselves. Entries are loaded after
+// the request read the sequence, so they are never older than the
+// generation they go into.
+//
+// Stores without a change sequence (and any failure to read it) get the
+// uncached path: every request reads the rows, as before.
+
+// changeSeqStore is a store that keeps a change sequence (sqlite.DB,
+// postgres.DB).
+type changeSeqStore interface {
+	ChangeSeq(ctx context.Context) (int64, error)
+}
+
+// maxCacheEntries bounds each map of a generation; past it, lookups are
+// served from the store without being cached. Only rows that exist are
+// cached, so unknown key ids or team names cannot fill it.
+const maxCacheEntries = 100_000
+
+type authCache struct {
+	once sync.Once
+	src  changeSeqStore // nil: no cache
+	cur  atomic.Pointer[cacheGen]
+}
+
+// cacheGen holds what was read at one value of the change sequence.
+type cacheGen struct {
+	seq int64
+
+	mu      sync.RWMutex
+	keys    map[string]*keyEntry              // API key id
+	members map[string]map[string]signet.Role // user → team → role
+	teams   map[string]*teamEntry             // team name
+}
+
+// keyEntry is a key with its user. lastUsed (Unix ns) is when this process
+// last recorded the key's use, so that it writes it at most once per
+// touchInterval.
+type keyEntry struct {
+	key      *signet.APIKey
+	user     *signet.User
+	lastUsed atomic.Int64
+}
+
+// teamEntry is a team with its connector (as the driver sees it, see
+// withTeamNetworks) and the bucket opened with its unsealed credential.
+type teamEntry struct {
+	team   *signet.Team
+	conn   *signet.Connector
+	bucket *storage.Bucket
+	// bucketErr is why the bucket could not be opened; such entries are
+	// not cached.
+	bucketErr error
+}
+
+// generation returns the generation current for a request starting now,
+// or nil when there is no cache (the store keeps no change sequence or
+// cannot be read; the uncached path then meets the same failure).
+func (s *Server) generation(ctx context.Context) *cacheGen {
+	c := &s.cache
+	c.once.Do(func() { c.src, _ = s.store.(changeSeqStore) })
+	if c.src == nil {
+		return nil
+	}
+	seq, err := c.src.ChangeSeq(ctx)
+	if err != nil {
+		return nil
+	}
+	for {
+		g := c.cur.Load()
+		if g != nil && g.seq == seq {
+			return g
+		}
+		// A different number, higher or (a restored database) lower:
+		// nothing cached may be used.
+		ng := &cacheGen{seq: seq}
+		if c.cur.CompareAndSwap(g, ng) {
+			return ng
+		}
+	}
+}
+
+func (g *cacheGen) key(id string) *keyEntry {
+	if g == nil {
+		return nil
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.keys[id]
+}
+
+func (g *cacheGen) putKey(id string, e *keyEntry) *keyEntry {
+	if g == nil {
+		return e
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if prev, ok := g.keys[id]; ok {
+		return prev
+	}
+	if len(g.keys) < maxCacheEntries {
+		if g.keys == nil {
+			g.keys = map[string]*keyEntry{}
+		}
+		g.keys[id] = e
+	}
+	return e
+}
+
+// roles returns the user's role in each of their teams, and whether the
+// generation knows them.
+func (g *cacheGen) roles(user string) (map[string]signet.Role, bool) {
+	if g == nil {
+		return nil, false
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	m, ok := g.members[user]
+	return m, ok
+}
+
+func (g *cacheGen) putRoles(user string, ms []*signet.Member) {
+	if g == nil {
+		return
+	}
+	m := make(map[string]signet.Role, len(ms))
+	for _, mb := range ms {
+		m[mb.Team] = mb.Role
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.members) < maxCacheEntries {
+		if g.members == nil {
+			g.members = map[string]map[string]signet.Role{}
+		}
+		g.members[user] = m
+	}
+}
+
+func (g *cacheGen) team(name string) *teamEntry {
+	if g == nil {
+		return nil
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.teams[name]
+}
+
+func (g *cacheGen) putTeam(name string, e *teamEntry) {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.teams) < maxCacheEntries {
+		if g.teams == nil {
+			g.teams = map[string]*teamEntry{}
+		}
+		g.teams[name] = e
+	}
+}
+
+// genOf returns the generation the request was authenticated in.
+func genOf(r *http.Request) *cacheGen {
+	g, _ := r.Context().Value(ctxGen).(*cacheGen)
+	return g
+}
+
+// ctxGen is the context key of the request's cache generation.
+type ctxGenKey struct{}
+
+var ctxGen ctxGenKey
+
+// lookupKey returns the key with id and its user, from the generation or
+// the store. NotFound when the key or its user does not exist.
+func (s *Server) lookupKey(ctx context.Context, g *cacheGen, id string) (*keyEntry, error) {
+	if e := g.key(id); e != nil {
+		return e, nil
+	}
+	e := &keyEntry{}
+	err := s.store.View(ctx, func(tx signet.Tx) error {
+		k, err := tx.APIKey(id)
+		if err != nil {
+			return err
+		}
+		u, err := tx.User(k.User)
+		if err != nil {
+			return err
+		}
+		e.key, e.user = k, u
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if e.key.LastUsedAt != nil {
+		e.lastUsed.Store(e.key.LastUsedAt.UnixNano())
+	}
+	return g.putKey(id, e), nil
+}
+
+// teamAccess authorises a for p in team and returns the team, its
+// connector and its opened bucket, from the generation or the store.
+// Non-admins get PermissionDenied for teams that do not exist (teamRole).
+func (s *Server) teamAccess(ctx context.Context, g *cacheGen, a signet.Actor, team string, p signet.Permission) (*teamEntry, error) {
+	if te := g.team(team); te != nil {
+		if roles, ok := g.roles(a.User); ok {
+			if err := signet.Authorize(a, team, roles[team], p); err != nil {
+				return nil, err
+			}
+			return te, nil
+		}
+	}
+	te := &teamEntry{}
+	var cred *signet.Credential
+	var ms []*signet.Member
+	err := s.store.View(ctx, func(tx signet.Tx) (err error) {
+		if te.team, ms, err = teamMemberships(tx, a, team, p); err != nil {
+			return err
+		}
+		te.conn, cred, err = connector(tx, team)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.putRoles(a.User, ms)
+	if te.bucket, te.bucketErr = s.openBucket(ctx, te.conn, cred); te.bucketErr == nil {
+		g.putTeam(team, te)
+	}
+	return te, nil
+}
+
+// teamMemberships is teamRole, also returning the actor's memberships.
+func teamMemberships(tx signet.Tx, a signet.Actor, name string, p signet.Permission) (*signet.Team, []*signet.Member, error) {
+	t, err := tx.Team(name)
+	if err != nil {
+		if signet.ErrorCode(err) == signet.NotFound && !a.Admin {
+			return nil, nil, signet.Authorize(a, name, "", p)
+		}
+		return nil, nil, err
+	}
+	ms, err := tx.Memberships(a.User)
+	if err != nil && signet.ErrorCode(err) != signet.NotFound {
+		return nil, nil, err
+	}
+	var role signet.Role
+	for _, m := range ms {
+		if m.Team == name {
+			role = m.Role
+		}
+	}
+	if err := signet.Authorize(a, name, role, p); err != nil {
+		return nil, nil, err
+	}
+	return t, ms, nil
+}
