@@ -73,6 +73,16 @@ type Config struct {
 	// and the data actions of the URLs (Storage Blob Data Contributor).
 	Credential azcore.TokenCredential
 
+	// Revocable signs every SAS against a stored access policy of the
+	// container (si=, see RotateAccessPolicies) that holds its permissions,
+	// instead of giving them in the SAS (sp=), so a revocation can
+	// withdraw the URLs already issued. It needs SharedKey: a user
+	// delegation SAS cannot name a stored access policy. The backend
+	// creates its three policies (signet-r-..., signet-cw-..., signet-w-...)
+	// at the first URL when the container lacks them; the container may
+	// hold at most two other policies.
+	Revocable bool
+
 	// DisableMultipartSHA256 refuses (Unimplemented) a SHA-256 for chunked
 	// uploads instead of verifying it by reading the committed blob back
 	// once (see CompleteMultipart).
@@ -82,8 +92,8 @@ type Config struct {
 	// nil.
 	HTTPClient *http.Client
 
-	// Now is the clock for user delegation key bookkeeping; time.Now when
-	// nil. URLs are dated with SignOptions.Now.
+	// Now is the clock for user delegation key and stored access policy
+	// bookkeeping; time.Now when nil. URLs are dated with SignOptions.Now.
 	Now func() time.Time
 }
 
@@ -102,6 +112,7 @@ type Backend struct {
 	// Exactly one of sharedKey and keys is set.
 	sharedKey *sas.SharedKeyCredential
 	keys      *delegationKeys
+	pol       *policies // Config.Revocable; with sharedKey only
 
 	client *container.Client
 	httpc  *http.Client // Config.HTTPClient, for Diagnose's calls
@@ -118,8 +129,8 @@ var (
 // *signet.Error values: Invalid for a bad configuration (account or
 // container name, prefix, endpoint, an account key that is not base64, or
 // Entra ID with an endpoint whose host does not start with the account
-// name), and Unavailable when the default Azure credential chain cannot be
-// set up.
+// name, or Revocable without SharedKey), and Unavailable when the default
+// Azure credential chain cannot be set up.
 func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	const op = "azureblob.Open"
 	invalid := func(msg string) (*Backend, error) {
@@ -177,7 +188,13 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		if b.client, err = container.NewClientWithSharedKeyCredential(b.containerURL, cred, opts); err != nil {
 			return nil, signet.E(op, signet.Internal, "", err)
 		}
+		if cfg.Revocable {
+			b.pol = &policies{client: b.client, now: b.now}
+		}
 		return b, nil
+	}
+	if cfg.Revocable {
+		return invalid("revocable needs an account key: a user delegation SAS cannot name a stored access policy")
 	}
 
 	// Entra ID: user-delegation SAS. The SDK takes the account name of a
@@ -227,6 +244,10 @@ func transport(c *http.Client) policy.Transporter {
 // and sip is the client network as an IPv4 range when ClientPrefix is
 // set. A single-PUT URL requires the header x-ms-blob-type: BlockBlob,
 // which SignedURL.Headers lists. GrantID travels unsigned in GrantParam.
+// A revocable backend (Config.Revocable) puts no sp in the SAS but names
+// the container's stored access policy for those permissions (si); it
+// reads the container's policies at its first URL and then every
+// PolicyMaxAge, and creates them when missing.
 //
 // A SAS cannot make Azure check a request's Content-Type, length or
 // checksum, so for a single PUT a ContentType, a Size >= 0 or a SHA256 is
@@ -248,7 +269,9 @@ func transport(c *http.Client) policy.Transporter {
 // MaxBlockSize; InvalidPart for a malformed part; InvalidExpiry for an
 // expiry not a whole second 1 s to 7 days after Now; Unimplemented as
 // above; with Entra ID, PermissionDenied when the identity may not get a
-// user delegation key and Unavailable when no key can be had.
+// user delegation key and Unavailable when no key can be had; when
+// revocable and the container's policies were never read, the store's
+// errors reading or writing them (Conflict when it holds too many others).
 func (b *Backend) SignedURL(ctx context.Context, o *driver.SignOptions) (*driver.SignedURL, error) {
 	const op = "azureblob.SignedURL"
 	if err := b.checkKey(op, o.Bucket, o.Key); err != nil {
@@ -321,6 +344,14 @@ func (b *Backend) SignedURL(ctx context.Context, o *driver.SignOptions) (*driver
 	}
 	var qp sas.QueryParameters
 	var err error
+	if b.pol != nil {
+		// The policy gives the permissions; the SAS may not repeat them.
+		var ps *policySet
+		if ps, err = b.pol.get(ctx); err != nil {
+			return nil, err
+		}
+		v.Permissions, v.Identifier = "", ps.ids[perms]
+	}
 	if b.sharedKey != nil {
 		qp, err = v.SignWithSharedKey(b.sharedKey)
 	} else {

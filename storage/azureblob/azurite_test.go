@@ -53,6 +53,7 @@ func newEnv(t *testing.T, p *testpeer.AzuritePeer, edit func(*azureblob.Config))
 	}
 	if edit != nil {
 		edit(&cfg)
+		e.container = cfg.Container
 	}
 	be, err := azureblob.Open(context.Background(), cfg)
 	if err != nil {
