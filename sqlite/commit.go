@@ -221,7 +221,7 @@ func (db *DB) runBatch(reqs []*request) {
 		return
 	}
 	if b.dirty {
-		if _, err := stx.ExecContext(ctx, "UPDATE audit_head SET last_id = ?, hash = ?", b.head.Seq, b.head.Hash[:]); err != nil {
+		if _, err := db.execWrite(ctx, stx, writeHead, b.head.Seq, b.head.Hash[:]); err != nil {
 			finish(storeError(op, err, ""))
 			return
 		}
@@ -299,7 +299,7 @@ func (t *tx) batchHead() (signet.AuditHead, error) {
 	b := t.batch
 	if !b.loaded {
 		var hash []byte
-		if err := t.tx.QueryRowContext(t.ctx, "SELECT last_id, hash FROM audit_head").Scan(&b.head.Seq, &hash); err != nil {
+		if err := t.db.queryRowWrite(t.ctx, t.tx, readHead).Scan(&b.head.Seq, &hash); err != nil {
 			return signet.AuditHead{}, t.fail("sqlite.AuditHead", err, "", "")
 		}
 		copy(b.head.Hash[:], hash)
@@ -333,11 +333,14 @@ func (t *tx) insertAudit(events []*signet.AuditEvent) error {
 	}
 	last := auditlog.Chain(head.Hash, events...)
 	if t.audit == nil {
-		st, err := t.tx.PrepareContext(t.ctx, insertAudit)
-		if err != nil {
-			return t.fail(op, err, "", "")
+		t.audit = t.db.writeStmt(t.ctx, t.tx, insertAudit) // closed by the transaction's end
+		if t.audit == nil {
+			st, err := t.tx.PrepareContext(t.ctx, insertAudit)
+			if err != nil {
+				return t.fail(op, err, "", "")
+			}
+			t.audit = st
 		}
-		t.audit = st // closed by the transaction's end
 	}
 	for _, e := range events {
 		var expires sql.NullInt64
@@ -360,6 +363,50 @@ func (t *tx) insertAudit(events []*signet.AuditEvent) error {
 		return t.fail(op, err, "", "")
 	}
 	return nil
+}
+
+// Statements of every batch, prepared once on the write connection.
+const (
+	readHead  = "SELECT last_id, hash FROM audit_head"
+	writeHead = "UPDATE audit_head SET last_id = ?, hash = ?"
+)
+
+// prepareWrites prepares the writer's statements on the write connection,
+// which is free while Open runs. Parsing them again for every batch was a
+// tenth of the writer's time. database/sql prepares them again by itself
+// should the connection ever be replaced.
+func (db *DB) prepareWrites(ctx context.Context) {
+	db.writeStmts = map[string]*sql.Stmt{}
+	for _, q := range []string{readHead, writeHead, insertAudit} {
+		if st, err := db.write.PrepareContext(ctx, q); err == nil {
+			db.writeStmts[q] = st
+		}
+	}
+}
+
+// writeStmt returns query prepared for the write transaction stx, or nil
+// when preparing it at Open failed.
+func (db *DB) writeStmt(ctx context.Context, stx *sql.Tx, query string) *sql.Stmt {
+	if db == nil || db.writeStmts[query] == nil {
+		return nil
+	}
+	return stx.StmtContext(ctx, db.writeStmts[query])
+}
+
+// execWrite runs query on stx, prepared when it can.
+func (db *DB) execWrite(ctx context.Context, stx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	if st := db.writeStmt(ctx, stx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return stx.ExecContext(ctx, query, args...)
+}
+
+// queryRowWrite runs query on stx, prepared when it can.
+func (db *DB) queryRowWrite(ctx context.Context, stx *sql.Tx, query string, args ...any) *sql.Row {
+	if st := db.writeStmt(ctx, stx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return stx.QueryRowContext(ctx, query, args...)
 }
 
 // run calls fn, turning a panic into an Internal error so that one bad

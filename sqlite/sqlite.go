@@ -53,6 +53,9 @@ type DB struct {
 	write *sql.DB   // one connection; transactions begin IMMEDIATE
 	read  *sql.DB   // query-only connections
 	stmts stmtCache // statements prepared on read (stmtcache.go)
+	// Statements the writer runs in every batch, prepared once on the
+	// write connection (commit.go); nil if preparing failed.
+	writeStmts map[string]*sql.Stmt
 
 	queue      chan *request // Updates waiting for the writer
 	closing    chan struct{} // closed by Close
@@ -117,6 +120,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	db.prepareWrites(ctx)
 	db.queue = make(chan *request)
 	db.closing = make(chan struct{})
 	db.writerDone = make(chan struct{})
