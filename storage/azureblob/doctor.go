@@ -20,14 +20,11 @@ import (
 
 var _ driver.Doctor = (*Backend)(nil)
 
-// Clock skew bounds of the "clock" check. Azure refuses shared-key
-// requests beyond 15 minutes of skew; a SAS is dated ClockSkew early, so a
-// store clock behind signet's by more than that finds fresh URLs not yet
-// valid.
-const (
-	skewWarn = 30 * time.Second
-	skewFail = ClockSkew
-)
+// skewFail is the clock skew the "clock" check fails at. Azure refuses
+// shared-key requests beyond 15 minutes of skew; a SAS is dated ClockSkew
+// early, so a store clock behind signet's by more than that finds fresh
+// URLs not yet valid.
+const skewFail = ClockSkew
 
 // keyWarn is how close to expiry the user delegation key may be before the
 // "credentials" check warns.
@@ -59,7 +56,7 @@ func (b *Backend) Diagnose(ctx context.Context, opts *driver.DiagnoseOptions) ([
 	return []driver.Check{
 		creds,
 		bucket,
-		checkClock(b.now(), date),
+		driver.ClockCheck(b.now(), date, skewFail, "Azure refuses a SAS that is not yet valid or already expired by its clock"),
 		b.checkCORS(ctx, opts.Origins, props, propsErr),
 		b.checkEncryption(ctx),
 		b.checkLifecycle(),
@@ -133,36 +130,6 @@ func (b *Backend) checkContainer(ctx context.Context) (driver.Check, string) {
 		date = resp.Date.UTC().Format(http.TimeFormat)
 	}
 	return c, date
-}
-
-func checkClock(now time.Time, date string) driver.Check {
-	c := driver.Check{Name: "clock"}
-	if date == "" {
-		c.Status, c.Detail = driver.CheckSkip, "the store sent no Date header"
-		return c
-	}
-	t, err := http.ParseTime(date)
-	if err != nil {
-		c.Status, c.Detail = driver.CheckSkip, "the store's Date header does not parse"
-		return c
-	}
-	skew := t.Sub(now.Truncate(time.Second))
-	abs := skew
-	if abs < 0 {
-		abs = -abs
-	}
-	c.Detail = fmt.Sprintf("store clock is %s %s signet's", abs, map[bool]string{true: "ahead of", false: "behind"}[skew >= 0])
-	switch {
-	case abs > skewFail:
-		c.Status = driver.CheckFail
-		c.Fix = "synchronise signet's clock with NTP (chrony or systemd-timesyncd): Azure refuses a SAS that is not yet valid or already expired by its clock"
-	case abs > skewWarn:
-		c.Status = driver.CheckWarn
-		c.Fix = "synchronise signet's clock with NTP (chrony or systemd-timesyncd)"
-	default:
-		c.Status = driver.CheckOK
-	}
-	return c
 }
 
 // serviceProperties reads the Blob service properties of the account

@@ -2,7 +2,10 @@ package driver
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"net/netip"
+	"time"
 )
 
 // Check outcomes. A Fail makes `signet doctor` exit non-zero; a Warn is a
@@ -40,4 +43,41 @@ type DiagnoseOptions struct {
 // finding as a Check; it returns an error only when it cannot run at all.
 type Doctor interface {
 	Diagnose(ctx context.Context, opts *DiagnoseOptions) ([]Check, error)
+}
+
+// SkewWarn is the clock skew between signet and a store past which
+// ClockCheck warns.
+const SkewWarn = 30 * time.Second
+
+// ClockCheck compares the store's Date header (HTTP date, whole seconds)
+// with signet's clock now: ok within SkewWarn, warn up to fail, fail
+// beyond. refusal says what the store does with URLs dated that far off.
+// A missing or malformed Date skips the check.
+func ClockCheck(now time.Time, date string, fail time.Duration, refusal string) Check {
+	c := Check{Name: "clock"}
+	if date == "" {
+		c.Status, c.Detail = CheckSkip, "the store sent no Date header"
+		return c
+	}
+	t, err := http.ParseTime(date)
+	if err != nil {
+		c.Status, c.Detail = CheckSkip, "the store's Date header does not parse"
+		return c
+	}
+	skew := t.Sub(now.Truncate(time.Second))
+	abs, dir := skew, "ahead of"
+	if skew < 0 {
+		abs, dir = -skew, "behind"
+	}
+	c.Detail = fmt.Sprintf("store clock is %s %s signet's", abs, dir)
+	const ntp = "synchronise signet's clock with NTP (chrony or systemd-timesyncd)"
+	switch {
+	case abs > fail:
+		c.Status, c.Fix = CheckFail, ntp+": "+refusal
+	case abs > SkewWarn:
+		c.Status, c.Fix = CheckWarn, ntp
+	default:
+		c.Status = CheckOK
+	}
+	return c
 }

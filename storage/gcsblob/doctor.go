@@ -29,7 +29,6 @@ var _ driver.Doctor = (*Backend)(nil)
 // than 15 minutes from its clock, and a URL dated ahead of it is not yet
 // valid.
 const (
-	skewWarn = 30 * time.Second
 	skewFail = 5 * time.Minute
 	// readOnlyScope is the OAuth scope of the bucket metadata read.
 	readOnlyScope = "https://www.googleapis.com/auth/devstorage.read_only"
@@ -105,7 +104,7 @@ func (b *Backend) Diagnose(ctx context.Context, opts *driver.DiagnoseOptions) ([
 	return []driver.Check{
 		creds,
 		bucket,
-		checkClock(b.now(), date),
+		driver.ClockCheck(b.now(), date, skewFail, "GCS refuses URLs dated too far from its time"),
 		b.checkCORS(opts.Origins, meta, err),
 		b.checkEncryption(meta, err),
 		b.checkLifecycle(meta, err),
@@ -202,36 +201,6 @@ func (b *Backend) checkBucket(ctx context.Context, missing bool) (driver.Check, 
 		c.Fix = "check the connector's endpoint and that the store is reachable from signet"
 	}
 	return c, date
-}
-
-func checkClock(now time.Time, date string) driver.Check {
-	c := driver.Check{Name: "clock"}
-	if date == "" {
-		c.Status, c.Detail = driver.CheckSkip, "the store sent no Date header"
-		return c
-	}
-	t, err := http.ParseTime(date)
-	if err != nil {
-		c.Status, c.Detail = driver.CheckSkip, "the store's Date header does not parse"
-		return c
-	}
-	skew := t.Sub(now.Truncate(time.Second))
-	abs := skew
-	if abs < 0 {
-		abs = -abs
-	}
-	c.Detail = fmt.Sprintf("store clock is %s %s signet's", abs, map[bool]string{true: "ahead of", false: "behind"}[skew >= 0])
-	switch {
-	case abs > skewFail:
-		c.Status = driver.CheckFail
-		c.Fix = "synchronise signet's clock with NTP (chrony or systemd-timesyncd): GCS refuses URLs dated too far from its time"
-	case abs > skewWarn:
-		c.Status = driver.CheckWarn
-		c.Fix = "synchronise signet's clock with NTP (chrony or systemd-timesyncd)"
-	default:
-		c.Status = driver.CheckOK
-	}
-	return c
 }
 
 // bucketMetadata reads the bucket's JSON API resource, with an OAuth token

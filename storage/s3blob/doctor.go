@@ -25,13 +25,10 @@ import (
 
 var _ driver.Doctor = (*Backend)(nil)
 
-// Clock skew bounds for the "clock" check. SigV4 requests are refused
-// beyond 15 minutes of skew, and a URL stamped ahead of the store's clock is
-// "not yet valid" there.
-const (
-	skewWarn = 30 * time.Second
-	skewFail = 5 * time.Minute
-)
+// skewFail is the clock skew the "clock" check fails at. SigV4 requests
+// are refused beyond 15 minutes of skew, and a URL stamped ahead of the
+// store's clock is "not yet valid" there.
+const skewFail = 5 * time.Minute
 
 // credentialsWarn is how close to expiry the signing credentials may be
 // before the "credentials" check warns.
@@ -51,7 +48,7 @@ func (b *Backend) Diagnose(ctx context.Context, opts *driver.DiagnoseOptions) ([
 	}
 	checks := []driver.Check{b.checkCredentials(ctx)}
 	bucket, date := b.checkBucket(ctx)
-	checks = append(checks, bucket, b.checkClock(date))
+	checks = append(checks, bucket, driver.ClockCheck(b.now(), date, skewFail, "the store refuses URLs stamped too far from its time"))
 	checks = append(checks,
 		b.checkCORS(ctx, opts.Origins),
 		b.checkEncryption(ctx),
@@ -117,37 +114,6 @@ func (b *Backend) checkBucket(ctx context.Context) (driver.Check, string) {
 	}
 	c.Status, c.Detail = driver.CheckOK, fmt.Sprintf("bucket %s reachable; %s listable with the signing credentials", b.bucket, orWhole(b.prefix))
 	return c, responseDate(out.ResultMetadata)
-}
-
-func (b *Backend) checkClock(date string) driver.Check {
-	c := driver.Check{Name: "clock"}
-	if date == "" {
-		c.Status, c.Detail = driver.CheckSkip, "the store sent no Date header"
-		return c
-	}
-	t, err := http.ParseTime(date)
-	if err != nil {
-		c.Status, c.Detail = driver.CheckSkip, "the store's Date header does not parse"
-		return c
-	}
-	// The Date header has whole seconds; so does the comparison.
-	skew := t.Sub(b.now().Truncate(time.Second))
-	abs := skew
-	if abs < 0 {
-		abs = -abs
-	}
-	c.Detail = fmt.Sprintf("store clock is %s %s signet's", abs, map[bool]string{true: "ahead of", false: "behind"}[skew >= 0])
-	switch {
-	case abs > skewFail:
-		c.Status = driver.CheckFail
-		c.Fix = "synchronise signet's clock with NTP (chrony or systemd-timesyncd): the store refuses URLs stamped too far from its time"
-	case abs > skewWarn:
-		c.Status = driver.CheckWarn
-		c.Fix = "synchronise signet's clock with NTP (chrony or systemd-timesyncd)"
-	default:
-		c.Status = driver.CheckOK
-	}
-	return c
 }
 
 func (b *Backend) checkCORS(ctx context.Context, origins []string) driver.Check {
