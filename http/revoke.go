@@ -1,14 +1,18 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/storage"
+	"github.com/signetdev/signet/storage/driver"
 	"github.com/signetdev/signet/storage/s3blob"
 )
 
@@ -34,7 +38,33 @@ const (
 	// RevokeNotEnforced: the store gives signet no way to withdraw an
 	// issued URL; it works until it expires (see Limitations).
 	RevokeNotEnforced = "not_enforced"
+	// RevokePoliciesRotated: the stored access policies every SAS of the
+	// container names were replaced, which withdraws all the URLs signed
+	// for the container before, within the 30 s Azure takes to apply it
+	// (Azure with option revocable).
+	RevokePoliciesRotated = "policies_rotated"
 )
+
+// OptionAzureRevocable is the Azure connector option ("true") that signs
+// every SAS against a stored access policy signet rotates on revocation.
+const OptionAzureRevocable = "revocable"
+
+// AzureRevokeDelegationKeys is the command that revokes an account's user
+// delegation keys, the only way to withdraw a user delegation SAS early.
+const AzureRevokeDelegationKeys = "az storage account revoke-delegation-keys --resource-group <resource-group> --name <account>"
+
+// accessPolicyRotator is a driver that can withdraw the URLs it signed by
+// replacing the stored access policies they name (azureblob.Backend).
+type accessPolicyRotator interface {
+	Revocable() bool
+	RotateAccessPolicies(ctx context.Context) error
+}
+
+// azureRevocable reports whether c signs against stored access policies.
+func azureRevocable(c *signet.Connector) bool {
+	v, err := strconv.ParseBool(c.Options[OptionAzureRevocable])
+	return c.Backend == signet.BackendAzure && err == nil && v
+}
 
 // StoreRevocation says what a revocation does to the URLs of one team's
 // store.
@@ -126,6 +156,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	rev.ID = signet.NewID(10)
 	rev.CreatedBy = a.User
 	ev.Target = "revocation " + rev.ID + " of " + describeRevocation(rev)
+	rotated := s.rotateAccessPolicies(r.Context(), a, rev)
 	var conns []*signet.Connector
 	if !s.do(w, r, ev, func(tx signet.Tx) error {
 		if err := mayRevoke(tx, a, rev); err != nil {
@@ -143,7 +174,74 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	if s.revoked != nil {
 		s.revoked(rev)
 	}
-	writeJSON(w, http.StatusCreated, revokeResponse(rev, conns))
+	writeJSON(w, http.StatusCreated, revokeResponse(rev, conns, rotated))
+}
+
+// rotateAccessPolicies replaces the stored access policies of the
+// revocable Azure connectors rev reaches, once per container, and returns
+// the outcome per team (a nil error: rotated). It runs before the
+// revocation is stored, so a replica that sees the revocation and opens
+// its driver again reads the new policies. It does nothing when a may not
+// store rev; the transaction that stores it then refuses it. If storing
+// fails after a rotation, the URLs were withdrawn anyway, which errs on
+// the safe side.
+func (s *Server) rotateAccessPolicies(ctx context.Context, a signet.Actor, rev *signet.Revocation) map[string]error {
+	type target struct {
+		c    *signet.Connector
+		cred *signet.Credential
+	}
+	var targets []target
+	err := s.store.View(ctx, func(tx signet.Tx) error {
+		if err := mayRevoke(tx, a, rev); err != nil {
+			return err
+		}
+		conns, err := revokedConnectors(tx, rev)
+		if err != nil {
+			return err
+		}
+		for _, c := range conns {
+			if !azureRevocable(c) {
+				continue
+			}
+			// As presign opens it, so the rotation updates the cached
+			// driver that signs.
+			cc, cred, err := connector(tx, c.Team)
+			if err != nil {
+				return err
+			}
+			targets = append(targets, target{cc, cred})
+		}
+		return nil
+	})
+	if err != nil || len(targets) == 0 {
+		return nil
+	}
+	out := map[string]error{}
+	done := map[string]error{}
+	for _, t := range targets {
+		where := t.c.Endpoint + "\x00" + t.c.Options["account"] + "\x00" + t.c.Bucket
+		err, ok := done[where]
+		if !ok {
+			var secret map[string]string
+			var be driver.Backend
+			if secret, err = s.openSecret(t.cred); err == nil {
+				be, err = s.backends(ctx, t.c, secret)
+			}
+			if err == nil {
+				if rot, ok := be.(accessPolicyRotator); ok && rot.Revocable() {
+					err = rot.RotateAccessPolicies(ctx)
+				} else {
+					err = signet.Errorf(signet.Unimplemented, "the azure driver of this build cannot rotate stored access policies")
+				}
+			}
+			if err != nil {
+				s.logger.Error("revocation: rotating Azure stored access policies", "revocation", rev.ID, "team", t.c.Team, "container", t.c.Bucket, "err", err)
+			}
+			done[where] = err
+		}
+		out[t.c.Team] = err
+	}
+	return out
 }
 
 // revokedConnectors returns the connectors whose URLs rev can reach.
@@ -182,8 +280,9 @@ func describeRevocation(rev *signet.Revocation) string {
 	return s
 }
 
-// revokeResponse states what rev does to each connector's URLs.
-func revokeResponse(rev *signet.Revocation, conns []*signet.Connector) *RevokeResponse {
+// revokeResponse states what rev does to each connector's URLs; rotated
+// holds the outcome of rotating the revocable Azure connectors' policies.
+func revokeResponse(rev *signet.Revocation, conns []*signet.Connector, rotated map[string]error) *RevokeResponse {
 	out := &RevokeResponse{Revocation: rev, Stores: []StoreRevocation{}}
 	for _, c := range conns {
 		sr := StoreRevocation{Team: c.Team, Backend: c.Backend}
@@ -203,9 +302,7 @@ func revokeResponse(rev *signet.Revocation, conns []*signet.Connector) *RevokeRe
 				"S3 URLs issued before the revocation stay valid until they expire unless policy_statement is added to the bucket policy",
 				"the statement denies every URL signed by the team's earlier role sessions: it cannot single out a user, a key or a time window")
 		case signet.BackendAzure:
-			sr.Effect = RevokeNotEnforced
-			sr.Limitations = append(sr.Limitations, "Azure SAS URLs stay valid until they expire: signet does not sign them against a stored access policy; "+
-				"rotating the account key (shared-key SAS) or revoking the account's user delegation keys withdraws every SAS of the account")
+			sr.Effect, sr.Limitations = azureRevocation(c, rotated)
 		case signet.BackendGCS:
 			sr.Effect = RevokeNotEnforced
 			sr.Limitations = append(sr.Limitations, "GCS signed URLs stay valid until they expire; only deleting the signing service account key or HMAC key withdraws them early")
@@ -219,6 +316,42 @@ func revokeResponse(rev *signet.Revocation, conns []*signet.Connector) *RevokeRe
 		out.Stores = append(out.Stores, sr)
 	}
 	return out
+}
+
+// azureRevocation states what a revocation did to an Azure connector's
+// URLs.
+func azureRevocation(c *signet.Connector, rotated map[string]error) (string, []string) {
+	if c.CredentialsRef == "" {
+		return RevokeNotEnforced, []string{
+			"Azure user delegation SAS URLs stay valid until they expire: a user delegation SAS cannot name a stored access policy, " +
+				"and user delegation keys can only be revoked account-wide through the management plane, which withdraws every user delegation SAS of the account: " +
+				AzureRevokeDelegationKeys,
+		}
+	}
+	if !azureRevocable(c) {
+		return RevokeNotEnforced, []string{
+			"Azure SAS URLs stay valid until they expire: the connector does not sign them against stored access policies; " +
+				"set it with --revocable (option revocable=true) so revocations withdraw them, or rotate the account key, which withdraws every SAS of the account",
+		}
+	}
+	err, ok := rotated[c.Team]
+	if !ok {
+		err = signet.Errorf(signet.Unavailable, "the stored access policies were not rotated")
+	}
+	if err != nil {
+		msg := string(signet.ErrorCode(err))
+		var se *signet.Error
+		if errors.As(err, &se) && se.Msg != "" {
+			msg += ": " + se.Msg
+		}
+		return RevokeNotEnforced, []string{
+			"rotating the stored access policies of container " + c.Bucket + " failed (" + msg + "): Azure SAS URLs issued before the revocation stay valid until they expire; revoke again to retry",
+		}
+	}
+	return RevokePoliciesRotated, []string{
+		"every URL signed for container " + c.Bucket + " before the revocation is withdrawn, whatever its user, API key or issue time, including those of other teams on the same container",
+		"Azure applies a changed container ACL within 30 seconds: URLs issued before the revocation may work for up to 30 s more, and URLs issued within those 30 s may be refused until it has",
+	}
 }
 
 func (s *Server) handleListRevocations(w http.ResponseWriter, r *http.Request) {

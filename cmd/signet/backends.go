@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/signetdev/signet"
+	sighttp "github.com/signetdev/signet/http"
 	"github.com/signetdev/signet/storage/azureblob"
 	"github.com/signetdev/signet/storage/driver"
 	"github.com/signetdev/signet/storage/fileblob"
@@ -101,17 +102,26 @@ func checkKeys(backend, what string, m map[string]string, known ...string) error
 // openAzure maps a connector to an Azure Blob driver: bucket is the
 // container, option account the storage account; credential account_key
 // signs service SAS, none signs user-delegation SAS with the server's Entra
-// ID identity.
+// ID identity. Option revocable ("true", account_key only) signs every SAS
+// against the container's stored access policies, which a revocation
+// rotates (docs/azure.md, "Revocation").
 func openAzure(ctx context.Context, c *signet.Connector, secret map[string]string) (driver.Backend, error) {
-	if err := checkKeys("azure", "option", c.Options, "account"); err != nil {
+	if err := checkKeys("azure", "option", c.Options, "account", sighttp.OptionAzureRevocable); err != nil {
 		return nil, err
 	}
 	if err := checkKeys("azure", "credential", secret, "account_key"); err != nil {
 		return nil, err
 	}
+	revocable := false
+	if v, ok := c.Options[sighttp.OptionAzureRevocable]; ok {
+		var err error
+		if revocable, err = strconv.ParseBool(v); err != nil {
+			return nil, signet.Errorf(signet.Invalid, "option revocable must be true or false")
+		}
+	}
 	return azureblob.Open(ctx, azureblob.Config{
 		Account: c.Options["account"], Container: c.Bucket, Prefix: c.Prefix, Endpoint: c.Endpoint,
-		SharedKey: secret["account_key"],
+		SharedKey: secret["account_key"], Revocable: revocable,
 	})
 }
 

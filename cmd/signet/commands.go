@@ -472,7 +472,7 @@ func newConnectorCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "connector", Short: "Map a team to its storage bucket"}
 	var req sighttp.ConnectorRequest
 	var accessKeyID, roleARN, kmsKeyID, account, credentialsFile, hmacAccessID, serviceAccount string
-	var pathStyle, sharedKey bool
+	var pathStyle, sharedKey, revocable bool
 	var sourceVPCEs []string
 	set := &cobra.Command{
 		Use:   "set TEAM",
@@ -490,6 +490,8 @@ Backends:
   azure  Azure Blob: --account and --container. With --shared-key the
          account key is read from SIGNET_ACCOUNT_KEY or stdin; without it the
          server signs user-delegation SAS with its own Entra ID identity.
+         --revocable (with --shared-key) signs against stored access
+         policies that signet revoke rotates, withdrawing issued URLs.
   gcs    Google Cloud Storage: --bucket, and --credentials-file (service
          account key) or --hmac-access-id (secret from SIGNET_HMAC_SECRET or
          stdin); without either (instance admins), keyless signing through
@@ -522,6 +524,10 @@ Backends:
 			}
 			if serviceAccount != "" {
 				opts["service_account"] = serviceAccount
+				req.Options = opts
+			}
+			if revocable {
+				opts[sighttp.OptionAzureRevocable] = "true"
 				req.Options = opts
 			}
 			switch {
@@ -571,6 +577,7 @@ Backends:
 	f.StringVar(&req.Bucket, "container", "", "Azure container (same as --bucket)")
 	f.StringVar(&account, "account", "", "Azure storage account")
 	f.BoolVar(&sharedKey, "shared-key", false, "Azure: sign with the account key from SIGNET_ACCOUNT_KEY or stdin")
+	f.BoolVar(&revocable, "revocable", false, "Azure with --shared-key: sign against the container's stored access policies, which signet revoke rotates (uses 3 of its 5 policies)")
 	f.StringVar(&credentialsFile, "credentials-file", "", "GCS: service account key file (JSON) to sign with")
 	f.StringVar(&hmacAccessID, "hmac-access-id", "", "GCS: HMAC key access id (secret from SIGNET_HMAC_SECRET or stdin)")
 	f.StringVar(&serviceAccount, "service-account", "", "GCS: without a key, sign keylessly (IAM signBlob) as this service account e-mail")

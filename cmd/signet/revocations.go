@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/storage/azureblob"
 )
 
 // Revocation propagation. Every replica reloads the revocations that can
@@ -209,16 +210,23 @@ func (v *revocations) run(ctx context.Context) {
 
 // drop forgets the cached drivers of team (of every team when team is
 // empty), so the next URL is signed with a new session: an S3 role is
-// assumed again, Azure and GCS credentials are fetched again.
+// assumed again, Azure and GCS credentials are fetched again. Every
+// revocable Azure driver, whatever its team, is also told to read its
+// container's stored access policies again before it next signs: the
+// revocation may have rotated them through another replica, or through
+// another team on the same container. That reaches the driver wherever
+// it is held (the server keeps opened buckets too), while dropping it
+// from this cache would not. A driver that signs with withdrawn
+// policies only makes URLs that fail, and reads the policies again
+// within azureblob.PolicyMaxAge anyway.
 func (b *backends) drop(team string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if team == "" {
-		clear(b.cache)
-		return
-	}
-	for k := range b.cache {
-		if len(k) > len(team) && k[:len(team)+1] == team+"\x00" {
+	for k, be := range b.cache {
+		if az, ok := be.(*azureblob.Backend); ok {
+			az.ExpireAccessPolicies()
+		}
+		if team == "" || len(k) > len(team) && k[:len(team)+1] == team+"\x00" {
 			delete(b.cache, k)
 		}
 	}

@@ -83,6 +83,14 @@ func (p *policies) get(ctx context.Context) (*policySet, error) {
 	return s, nil
 }
 
+// expire makes the next get read the container's ACL again; until that
+// succeeds the identifiers known are kept.
+func (p *policies) expire() {
+	if s := p.cur.Load(); s != nil {
+		p.cur.CompareAndSwap(s, &policySet{ids: s.ids})
+	}
+}
+
 // rotate replaces signet's policies with new identifiers.
 func (p *policies) rotate(ctx context.Context) error {
 	p.mu.Lock()
@@ -192,6 +200,16 @@ func newPolicyID(perm string) (string, error) {
 // Revocable reports whether the backend signs against stored access
 // policies that RotateAccessPolicies can replace (Config.Revocable).
 func (b *Backend) Revocable() bool { return b.pol != nil }
+
+// ExpireAccessPolicies makes the next SignedURL read the container's
+// stored access policies again, not waiting for PolicyMaxAge: the server
+// calls it on every replica when it sees a revocation, since another
+// replica may have rotated them. It makes no network call.
+func (b *Backend) ExpireAccessPolicies() {
+	if b.pol != nil {
+		b.pol.expire()
+	}
+}
 
 // RotateAccessPolicies withdraws every SAS the backend (or any backend for
 // the same container) signed before it: it replaces signet's stored

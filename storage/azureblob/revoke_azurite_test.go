@@ -280,6 +280,17 @@ func TestAzuriteRevocable(t *testing.T) {
 		if st, _, _ := b.get(t, "rep/x"); st != http.StatusOK {
 			t.Errorf("after PolicyMaxAge the replica's URL answered %d, want 200", st)
 		}
+		// Told of a revocation, it reads them again at once.
+		if err := a.be.RotateAccessPolicies(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st, _, _ := b.get(t, "rep/x"); st != http.StatusForbidden {
+			t.Errorf("a URL signed by a replica with withdrawn policies answered %d, want 403", st)
+		}
+		b.be.ExpireAccessPolicies()
+		if st, _, _ := b.get(t, "rep/x"); st != http.StatusOK {
+			t.Errorf("after ExpireAccessPolicies the replica's URL answered %d, want 200", st)
+		}
 	})
 
 	t.Run("ErrTooManyPolicies", func(t *testing.T) {
