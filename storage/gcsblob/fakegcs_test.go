@@ -24,9 +24,9 @@ import (
 // fake-gcs-server accepts ANY signature (tampered, expired or none), so
 // this test proves only the flow: that the URLs address the right bucket
 // and object, that the signed headers are ones a store takes, and that
-// bytes and content type round-trip. It is deliberately not the
-// storagetest conformance suite, whose first check (a tampered URL is
-// refused) this peer cannot pass. Signatures are proven by
+// bytes and content type round-trip, with the driver's URLs used as they
+// are. The conformance suite runs against the same peer behind a verifying
+// gate (TestGCSConformance); signatures are proven by
 // TestConformanceVectors, TestSDKAgreement and TestVerifier. The peer has
 // no XML API multipart uploads; TestGCSMultipart covers them.
 func TestFakeGCSFlow(t *testing.T) {

@@ -9,32 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/internal/testpeer"
 	"github.com/signetdev/signet/storage/driver"
 	"github.com/signetdev/signet/storage/gcsblob"
-	"github.com/signetdev/signet/storage/storagetest"
 )
-
-// TestFakeGCSList runs the listing and Stat cases of the conformance suite
-// against fake-gcs-server. The peer accepts any signature, so this proves
-// that the listing requests are ones a store understands and that their
-// answers are read right (keys, order, sizes, paging, the prefix), not
-// that GCS accepts the signatures (TestConformanceVectors and
-// TestVerifier prove the signer). The peer also ignores marker and
-// max-keys, so the driver's own paging is what is exercised here.
-func TestFakeGCSList(t *testing.T) {
-	p := testpeer.FakeGCS(t)
-	bucket := p.Bucket(t)
-	be, err := gcsblob.Open(context.Background(), gcsblob.Config{
-		Bucket: bucket, Prefix: "team/", Endpoint: p.Endpoint,
-		HMACAccessID: "GOOG1EXAMPLE", HMACSecret: "secret",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	storagetest.RunList(t, &storagetest.Harness{Backend: be, Name: signet.BackendGCS, Bucket: bucket, Prefix: "team/"})
-}
 
 // TestFakeGCSStatSHA256 checks that Stat reads the SHA-256 a verified
 // chunked upload records (x-goog-meta-signet-sha256) from the object's

@@ -14,30 +14,6 @@ import (
 	"github.com/signetdev/signet/storage/driver"
 )
 
-// RunList runs only the listing and Stat cases of the suite (also part of
-// Run), for stores whose emulator cannot pass Run's tamper check (it
-// accepts any signature) but whose listing is worth checking for real.
-func RunList(t *testing.T, h *Harness) {
-	if h.Backend == nil || h.Bucket == "" {
-		t.Fatal("storagetest: Harness needs a Backend and a Bucket")
-	}
-	s := &suite{
-		h:      h,
-		b:      storage.Open(h.Backend, &signet.Connector{Backend: h.Name, Bucket: h.Bucket, Prefix: h.Prefix}),
-		client: h.Client,
-		now:    h.Now,
-		base:   "storagetest-" + randomHex(8) + "/",
-	}
-	if s.client == nil {
-		s.client = http.DefaultClient
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	t.Run("List", s.testList)
-	t.Run("Stat", s.testStat)
-}
-
 // listAll follows every page of a listing of b with page size limit and
 // returns the keys, checking each page's size and order.
 func listAll(t *testing.T, b *storage.Bucket, prefix string, limit int) ([]driver.ObjectInfo, int) {
