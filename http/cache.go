@@ -2,12 +2,12 @@ package http
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"sync/atomic"
 
 	"github.com/signetdev/signet"
-	"github.com/signetdev/signet/storage"
 )
 
 // The authorisation cache. Authenticating a key and authorising a presign
@@ -47,6 +47,17 @@ type authCache struct {
 	once sync.Once
 	src  changeSeqStore // nil: no cache
 	cur  atomic.Pointer[cacheGen]
+
+	// Reads of the change sequence are shared (readSeq).
+	mu      sync.Mutex
+	reading bool             // a request is reading for the others
+	waiting []chan seqResult // requests waiting for the next read
+}
+
+type seqResult struct {
+	seq  int64
+	err  error
+	lead bool // the receiver reads next, for everyone waiting
 }
 
 // cacheGen holds what was read at one value of the change sequence.
@@ -69,14 +80,18 @@ type keyEntry struct {
 }
 
 // teamEntry is a team with its connector (as the driver sees it, see
-// withTeamNetworks) and the bucket opened with its unsealed credential.
+// withTeamNetworks) and the connector's unsealed credential. The driver
+// itself is not kept here: OpenBackend has its own cache, which the
+// server's revocation handling empties so that the next URL is signed with
+// a new session (an S3 role assumed again), and a driver held here would
+// outlive that.
 type teamEntry struct {
 	team   *signet.Team
 	conn   *signet.Connector
-	bucket *storage.Bucket
-	// bucketErr is why the bucket could not be opened; such entries are
-	// not cached.
-	bucketErr error
+	secret map[string]string
+	// secretErr is why the credential could not be unsealed; such
+	// entries are not cached.
+	secretErr error
 }
 
 // generation returns the generation current for a request starting now,
@@ -88,7 +103,7 @@ func (s *Server) generation(ctx context.Context) *cacheGen {
 	if c.src == nil {
 		return nil
 	}
-	seq, err := c.src.ChangeSeq(ctx)
+	seq, err := c.readSeq(ctx)
 	if err != nil {
 		return nil
 	}
@@ -104,6 +119,57 @@ func (s *Server) generation(ctx context.Context) *cacheGen {
 			return ng
 		}
 	}
+}
+
+// readSeq returns the change sequence as read after the call began.
+// Concurrent requests share reads, as concurrent Updates share commits: a
+// request waits for the next read to start, not for one already under way
+// (which may have missed a change committed before the request arrived),
+// and one request reads for every request waiting at that moment. On
+// PostgreSQL a read is a round trip, and this saves most of them under
+// load.
+func (c *authCache) readSeq(ctx context.Context) (int64, error) {
+	me := make(chan seqResult, 1)
+	c.mu.Lock()
+	c.waiting = append(c.waiting, me)
+	lead := !c.reading
+	c.reading = true
+	c.mu.Unlock()
+	if !lead {
+		r := <-me
+		if !r.lead {
+			return r.seq, r.err
+		}
+	}
+	// One caller going away must not fail the read the others wait for;
+	// the stores bound the read themselves.
+	ctx = context.WithoutCancel(ctx)
+	// The read covers every request waiting now, this one included: it
+	// was waiting before it was told to lead.
+	c.mu.Lock()
+	batch := c.waiting
+	c.waiting = nil
+	c.mu.Unlock()
+	seq, err := int64(0), errors.New("reading the change sequence failed")
+	defer func() {
+		// Deferred, so that a panic in the store does not leave the
+		// others waiting for ever.
+		for _, w := range batch {
+			if w != me {
+				w <- seqResult{seq: seq, err: err}
+			}
+		}
+		c.mu.Lock()
+		if len(c.waiting) == 0 {
+			c.reading = false
+		} else {
+			// Hand the next read to a waiting request.
+			c.waiting[0] <- seqResult{lead: true}
+		}
+		c.mu.Unlock()
+	}()
+	seq, err = c.src.ChangeSeq(ctx)
+	return seq, err
 }
 
 func (g *cacheGen) key(id string) *keyEntry {
@@ -226,7 +292,7 @@ func (s *Server) lookupKey(ctx context.Context, g *cacheGen, id string) (*keyEnt
 }
 
 // teamAccess authorises a for p in team and returns the team, its
-// connector and its opened bucket, from the generation or the store.
+// connector and its credential, from the generation or the store.
 // Non-admins get PermissionDenied for teams that do not exist (teamRole).
 func (s *Server) teamAccess(ctx context.Context, g *cacheGen, a signet.Actor, team string, p signet.Permission) (*teamEntry, error) {
 	if te := g.team(team); te != nil {
@@ -251,7 +317,7 @@ func (s *Server) teamAccess(ctx context.Context, g *cacheGen, a signet.Actor, te
 		return nil, err
 	}
 	g.putRoles(a.User, ms)
-	if te.bucket, te.bucketErr = s.openBucket(ctx, te.conn, cred); te.bucketErr == nil {
+	if te.secret, te.secretErr = s.openSecret(cred); te.secretErr == nil {
 		g.putTeam(team, te)
 	}
 	return te, nil

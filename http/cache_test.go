@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,5 +124,68 @@ func TestCacheTouchesKey(t *testing.T) {
 	e.do("GET", "/v1/whoami", tok, "")
 	if got := lastUsed(); !got.Equal(e.Clock.Now()) {
 		t.Errorf("last used after 61 s = %v; want %v", got, e.Clock.Now())
+	}
+}
+
+// Concurrent requests share reads of the change sequence; each still sees
+// every change committed before it started.
+func TestCacheConcurrent(t *testing.T) {
+	e := newEnv(t)
+	tok := e.seed("ml", "member")["member"]
+	run := func(want int) {
+		t.Helper()
+		errs := make(chan string, 64)
+		for range 16 {
+			go func() {
+				for range 8 {
+					req, _ := http.NewRequest("POST", e.URL+"/v1/teams/ml/presign", strings.NewReader(presignBody("download", "a")))
+					req.Header.Set("Authorization", "Bearer "+tok)
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						errs <- err.Error()
+						return
+					}
+					resp.Body.Close()
+					if resp.StatusCode != want {
+						errs <- resp.Status
+						return
+					}
+				}
+				errs <- ""
+			}()
+		}
+		for range 16 {
+			if msg := <-errs; msg != "" {
+				t.Fatalf("want %d: %s", want, msg)
+			}
+		}
+	}
+	run(http.StatusOK)
+	id, _, _ := signet.ParseAPIKeyToken(tok)
+	if err := e.DB.Update(context.Background(), func(tx signet.Tx) error { return tx.RevokeAPIKey(id, time.Now()) }); err != nil {
+		t.Fatal(err)
+	}
+	run(http.StatusUnauthorized)
+}
+
+// The server caches a connector's unsealed credential, not its driver:
+// every request asks OpenBackend for the driver, whose own cache serve
+// empties on revocation so that the next URL gets a new signing session.
+func TestCacheAsksForDriverEachRequest(t *testing.T) {
+	e := newEnv(t)
+	tok := e.seed("ml", "admin", "member")
+	body := `{"backend":"s3","bucket":"mlbucket","credentials":{"access_key_id":"AKIAEXAMPLE","secret_access_key":"s3cr3t"}}`
+	if a := e.do("PUT", "/v1/teams/ml/connector", tok["admin"], body); a.Status != 200 {
+		t.Fatalf("set connector: %d %s", a.Status, a.Body)
+	}
+	for i := range 3 {
+		e.Secrets.Clear()
+		if a := e.do("POST", "/v1/teams/ml/presign", tok["member"], presignBody("download", "x")); a.Status != 200 {
+			t.Fatalf("presign %d: %d %s", i, a.Status, a.Body)
+		}
+		got, _ := e.Secrets.Load("mlbucket")
+		if m, _ := got.(map[string]string); m["secret_access_key"] != "s3cr3t" {
+			t.Errorf("presign %d: driver opened with %v", i, got)
+		}
 	}
 }

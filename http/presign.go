@@ -106,16 +106,21 @@ func (s *Server) teamBucket(r *http.Request, team string, p signet.Permission) (
 	if err != nil {
 		return nil, err
 	}
-	acc := access{team: te.team, conn: te.conn, bucket: te.bucket}
+	acc := access{team: te.team, conn: te.conn}
 	ip := s.ips.ClientIP(r)
 	network, ok := acc.team.AllowsFrom(ip)
 	if !ok {
 		return nil, signet.Errorf(signet.PermissionDenied, "client address %s is outside team %q's allowed networks", ip, team)
 	}
 	acc.network = network
-	if te.bucketErr != nil {
-		return nil, te.bucketErr
+	if te.secretErr != nil {
+		return nil, te.secretErr
 	}
+	be, err := s.backends(r.Context(), acc.conn, te.secret)
+	if err != nil {
+		return nil, err
+	}
+	acc.bucket = storage.Open(be, acc.conn)
 	return &acc, nil
 }
 
