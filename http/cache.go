@@ -12,8 +12,8 @@ import (
 
 // The authorisation cache. Authenticating a key and authorising a presign
 // read an API key, its user, the user's memberships, the team, its
-// connector and sealed credential, and then unseal the credential: about
-// two thirds of the CPU a presign request costs when done per request. The
+// connector and sealed credential, and then unseal the credential: done
+// per request, that was about two fifths of a presign's CPU. The
 // server keeps them in memory instead, in a generation tagged with the
 // store's change sequence, a number that every change to any of those rows
 // moves forward in the change's own transaction (database triggers,
