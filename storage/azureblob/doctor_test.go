@@ -16,6 +16,7 @@ import (
 	"github.com/signetdev/signet/internal/testpeer"
 	"github.com/signetdev/signet/storage/azureblob"
 	"github.com/signetdev/signet/storage/driver"
+	"github.com/signetdev/signet/storage/storagetest"
 )
 
 // azDiagnose runs Diagnose and returns its checks by name, checking that
@@ -23,40 +24,11 @@ import (
 // account key.
 func azDiagnose(t *testing.T, b *azureblob.Backend, opts *driver.DiagnoseOptions) map[string]driver.Check {
 	t.Helper()
-	checks, err := b.Diagnose(context.Background(), opts)
-	if err != nil {
-		t.Fatalf("Diagnose: %v", err)
+	checks := storagetest.Diagnose(t, b, opts, testpeer.AzuriteKey)
+	if len(checks) != 8 {
+		t.Errorf("%d checks, want 8", len(checks))
 	}
-	byName := map[string]driver.Check{}
-	for _, c := range checks {
-		if _, dup := byName[c.Name]; dup {
-			t.Errorf("check %q reported twice", c.Name)
-		}
-		byName[c.Name] = c
-		if (c.Status == driver.CheckFail || c.Status == driver.CheckWarn) && c.Fix == "" {
-			t.Errorf("check %q: %s without a fix: %s", c.Name, c.Status, c.Detail)
-		}
-		if strings.Contains(c.Detail+c.Fix, testpeer.AzuriteKey) {
-			t.Errorf("check %q shows the account key", c.Name)
-		}
-	}
-	if len(byName) != 8 {
-		t.Errorf("%d checks, want 8", len(byName))
-	}
-	return byName
-}
-
-func azWant(t *testing.T, checks map[string]driver.Check, name, status, detail string) {
-	t.Helper()
-	c, ok := checks[name]
-	switch {
-	case !ok:
-		t.Errorf("no %q check", name)
-	case c.Status != status:
-		t.Errorf("check %q: %s (%s), want %s", name, c.Status, c.Detail, status)
-	case !strings.Contains(c.Detail, detail):
-		t.Errorf("check %q detail %q lacks %q", name, c.Detail, detail)
-	}
+	return checks
 }
 
 func azService(t *testing.T, p *testpeer.AzuritePeer) *service.Client {
@@ -86,14 +58,14 @@ func TestAzureDiagnose(t *testing.T) {
 	e := newEnv(t, p, func(c *azureblob.Config) { c.Prefix = "ml/" })
 
 	bare := azDiagnose(t, e.be, opts)
-	azWant(t, bare, "credentials", driver.CheckOK, "account key")
-	azWant(t, bare, "bucket", driver.CheckOK, "listable")
-	azWant(t, bare, "clock", driver.CheckOK, "store clock is")
-	azWant(t, bare, "cors", driver.CheckFail, origin+" PUT")
-	azWant(t, bare, "versioning", driver.CheckWarn, "soft delete is off")
-	azWant(t, bare, "encryption", driver.CheckOK, "always encrypts")
-	azWant(t, bare, "lifecycle", driver.CheckSkip, "uncommitted blocks after 7 days")
-	azWant(t, bare, "network", driver.CheckOK, "sip")
+	storagetest.WantCheck(t, bare, "credentials", driver.CheckOK, "account key")
+	storagetest.WantCheck(t, bare, "bucket", driver.CheckOK, "listable")
+	storagetest.WantCheck(t, bare, "clock", driver.CheckOK, "store clock is")
+	storagetest.WantCheck(t, bare, "cors", driver.CheckFail, origin+" PUT")
+	storagetest.WantCheck(t, bare, "versioning", driver.CheckWarn, "soft delete is off")
+	storagetest.WantCheck(t, bare, "encryption", driver.CheckOK, "always encrypts")
+	storagetest.WantCheck(t, bare, "lifecycle", driver.CheckSkip, "uncommitted blocks after 7 days")
+	storagetest.WantCheck(t, bare, "network", driver.CheckOK, "sip")
 	if f := bare["cors"].Fix; !strings.Contains(f, "az storage cors add") || !strings.Contains(f, origin) || !strings.Contains(f, "ETag") {
 		t.Errorf("cors fix %q", f)
 	}
@@ -105,11 +77,11 @@ func TestAzureDiagnose(t *testing.T) {
 	}
 	// Without --origin and without an allow-list those checks are skipped.
 	plain := azDiagnose(t, e.be, &driver.DiagnoseOptions{Team: "ml"})
-	azWant(t, plain, "cors", driver.CheckSkip, "no browser origins")
-	azWant(t, plain, "network", driver.CheckSkip, "no network allow-list")
+	storagetest.WantCheck(t, plain, "cors", driver.CheckSkip, "no browser origins")
+	storagetest.WantCheck(t, plain, "network", driver.CheckSkip, "no network allow-list")
 	// IPv6 networks cannot travel in sip.
 	v6 := azDiagnose(t, e.be, &driver.DiagnoseOptions{Team: "ml", Networks: []netip.Prefix{netip.MustParsePrefix("2001:db8::/32")}})
-	azWant(t, v6, "network", driver.CheckWarn, "2001:db8::/32")
+	storagetest.WantCheck(t, v6, "network", driver.CheckWarn, "2001:db8::/32")
 
 	// The CORS probe, which Diagnose uses when the account's properties
 	// cannot be read, sees the same as the rules: nothing allowed yet.
@@ -139,23 +111,23 @@ func TestAzureDiagnose(t *testing.T) {
 		t.Fatalf("Set Blob Service Properties: %v", err)
 	}
 	good := azDiagnose(t, e.be, opts)
-	azWant(t, good, "cors", driver.CheckOK, "ETag exposed")
+	storagetest.WantCheck(t, good, "cors", driver.CheckOK, "ETag exposed")
 	props, err = svc.GetProperties(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r := props.DeleteRetentionPolicy; r != nil && r.Enabled != nil && *r.Enabled {
-		azWant(t, good, "versioning", driver.CheckOK, "7 day(s)")
+		storagetest.WantCheck(t, good, "versioning", driver.CheckOK, "7 day(s)")
 	} else {
 		t.Logf("Azurite does not keep DeleteRetentionPolicy (it answers %+v): the passing soft-delete check is not shown", r)
-		azWant(t, good, "versioning", driver.CheckWarn, "soft delete is off")
+		storagetest.WantCheck(t, good, "versioning", driver.CheckWarn, "soft delete is off")
 	}
 	if missing, err := azureblob.ProbeCORS(e.be, ctx, []string{origin}); err != nil || len(missing) != 0 {
 		t.Errorf("probe with the recommended CORS rule: missing %q, %v", missing, err)
 	}
 	// Another origin is still refused, by the rules and by the probe.
 	other := azDiagnose(t, e.be, &driver.DiagnoseOptions{Origins: []string{"https://evil.example"}})
-	azWant(t, other, "cors", driver.CheckFail, "https://evil.example GET")
+	storagetest.WantCheck(t, other, "cors", driver.CheckFail, "https://evil.example GET")
 	if missing, err := azureblob.ProbeCORS(e.be, ctx, []string{"https://evil.example"}); err != nil || len(missing) != 4 {
 		t.Errorf("probe from another origin: missing %q, %v; want 4", missing, err)
 	}
@@ -166,11 +138,11 @@ func TestAzureDiagnose(t *testing.T) {
 			t.Fatal(err)
 		}
 		checks := azDiagnose(t, be, opts)
-		azWant(t, checks, "bucket", driver.CheckFail, "ContainerNotFound")
+		storagetest.WantCheck(t, checks, "bucket", driver.CheckFail, "ContainerNotFound")
 		if f := checks["bucket"].Fix; !strings.Contains(f, "az storage container create") {
 			t.Errorf("bucket fix %q", f)
 		}
-		azWant(t, checks, "clock", driver.CheckOK, "store clock is")
+		storagetest.WantCheck(t, checks, "clock", driver.CheckOK, "store clock is")
 	})
 
 	t.Run("WrongKey", func(t *testing.T) {
@@ -180,8 +152,8 @@ func TestAzureDiagnose(t *testing.T) {
 			t.Fatal(err)
 		}
 		checks := azDiagnose(t, be, opts)
-		azWant(t, checks, "credentials", driver.CheckFail, "AuthorizationFailure")
-		azWant(t, checks, "bucket", driver.CheckSkip, "refused")
+		storagetest.WantCheck(t, checks, "credentials", driver.CheckFail, "AuthorizationFailure")
+		storagetest.WantCheck(t, checks, "bucket", driver.CheckSkip, "refused")
 	})
 
 	t.Run("SkewedClock", func(t *testing.T) {
@@ -191,7 +163,7 @@ func TestAzureDiagnose(t *testing.T) {
 			t.Fatal(err)
 		}
 		checks := azDiagnose(t, be, opts)
-		azWant(t, checks, "clock", driver.CheckFail, "behind signet's")
+		storagetest.WantCheck(t, checks, "clock", driver.CheckFail, "behind signet's")
 		if f := checks["clock"].Fix; !strings.Contains(f, "NTP") {
 			t.Errorf("clock fix %q", f)
 		}
@@ -221,12 +193,12 @@ func TestAzureDiagnoseEntraID(t *testing.T) {
 		return be
 	}
 	checks := azDiagnose(t, open(staticToken{testpeer.AzuriteToken(time.Now())}), &driver.DiagnoseOptions{Origins: []string{"https://app.example.com"}})
-	azWant(t, checks, "credentials", driver.CheckOK, "valid for")
-	azWant(t, checks, "bucket", driver.CheckOK, "listable")
+	storagetest.WantCheck(t, checks, "credentials", driver.CheckOK, "valid for")
+	storagetest.WantCheck(t, checks, "bucket", driver.CheckOK, "listable")
 	t.Logf("with Entra ID, cors: %s (%s); versioning: %s (%s)", checks["cors"].Status, checks["cors"].Detail, checks["versioning"].Status, checks["versioning"].Detail)
 
 	checks = azDiagnose(t, open(failingToken{}), nil)
-	azWant(t, checks, "credentials", driver.CheckFail, "cannot obtain a user delegation key")
+	storagetest.WantCheck(t, checks, "credentials", driver.CheckFail, "cannot obtain a user delegation key")
 	if f := checks["credentials"].Fix; !strings.Contains(f, "Entra ID identity") {
 		t.Errorf("credentials fix %q", f)
 	}

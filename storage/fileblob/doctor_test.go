@@ -1,7 +1,7 @@
 package fileblob_test
 
 import (
-	"context"
+	"encoding/hex"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/signetdev/signet/storage/driver"
 	"github.com/signetdev/signet/storage/fileblob"
+	"github.com/signetdev/signet/storage/storagetest"
 )
 
 // diagnoseStore opens a store in a fresh directory with a fresh key file
@@ -35,48 +36,11 @@ func diagnoseStore(t *testing.T, opts fileblob.Options, before func(dir, keyFile
 	if before != nil {
 		before(filepath.Join(dir, "blobs"), keyFile)
 	}
-	checks, err := s.Diagnose(context.Background(), dopts)
-	if err != nil {
-		t.Fatalf("Diagnose: %v", err)
+	var secrets []string
+	for _, k := range keys {
+		secrets = append(secrets, string(k.Secret), hex.EncodeToString(k.Secret))
 	}
-	byName := map[string]driver.Check{}
-	for _, c := range checks {
-		if _, dup := byName[c.Name]; dup {
-			t.Errorf("check %q reported twice", c.Name)
-		}
-		byName[c.Name] = c
-		if (c.Status == driver.CheckFail || c.Status == driver.CheckWarn) && c.Fix == "" {
-			t.Errorf("check %q: %s without a fix: %s", c.Name, c.Status, c.Detail)
-		}
-		for _, k := range keys {
-			if strings.Contains(c.Detail+c.Fix, string(k.Secret)) || strings.Contains(c.Detail+c.Fix, hexOf(k.Secret)) {
-				t.Errorf("check %q shows a key secret", c.Name)
-			}
-		}
-	}
-	return byName
-}
-
-func hexOf(b []byte) string {
-	const digits = "0123456789abcdef"
-	out := make([]byte, 0, 2*len(b))
-	for _, c := range b {
-		out = append(out, digits[c>>4], digits[c&15])
-	}
-	return string(out)
-}
-
-func wantCheck(t *testing.T, checks map[string]driver.Check, name, status, detail string) {
-	t.Helper()
-	c, ok := checks[name]
-	switch {
-	case !ok:
-		t.Errorf("no %q check", name)
-	case c.Status != status:
-		t.Errorf("check %q: %s (%s), want %s", name, c.Status, c.Detail, status)
-	case !strings.Contains(c.Detail, detail):
-		t.Errorf("check %q detail %q lacks %q", name, c.Detail, detail)
-	}
+	return storagetest.Diagnose(t, s, dopts, secrets...)
 }
 
 // TestDiagnose checks a local store set up as signet sets it up, then
@@ -87,10 +51,10 @@ func TestDiagnose(t *testing.T) {
 
 	t.Run("Passing", func(t *testing.T) {
 		checks := diagnoseStore(t, fileblob.Options{ListenAddr: "127.0.0.1:8080"}, nil, team)
-		wantCheck(t, checks, "directory", driver.CheckOK, "writable")
-		wantCheck(t, checks, "keys", driver.CheckOK, "1 signing key(s) loaded")
-		wantCheck(t, checks, "url", driver.CheckOK, "this machine only")
-		wantCheck(t, checks, "network", driver.CheckOK, "10.1.0.0/16")
+		storagetest.WantCheck(t, checks, "directory", driver.CheckOK, "writable")
+		storagetest.WantCheck(t, checks, "keys", driver.CheckOK, "1 signing key(s) loaded")
+		storagetest.WantCheck(t, checks, "url", driver.CheckOK, "this machine only")
+		storagetest.WantCheck(t, checks, "network", driver.CheckOK, "10.1.0.0/16")
 		// The free space is the machine's: either is right, but it is
 		// measured.
 		if c := checks["disk"]; c.Status != driver.CheckOK && c.Status != driver.CheckWarn || !strings.Contains(c.Detail, "free below") {
@@ -103,8 +67,8 @@ func TestDiagnose(t *testing.T) {
 
 	t.Run("NoAllowList", func(t *testing.T) {
 		checks := diagnoseStore(t, fileblob.Options{}, nil, nil)
-		wantCheck(t, checks, "network", driver.CheckSkip, "no network allow-list")
-		wantCheck(t, checks, "url", driver.CheckOK, "this machine only")
+		storagetest.WantCheck(t, checks, "network", driver.CheckSkip, "no network allow-list")
+		storagetest.WantCheck(t, checks, "url", driver.CheckOK, "this machine only")
 	})
 
 	t.Run("DirectoryGone", func(t *testing.T) {
@@ -113,7 +77,7 @@ func TestDiagnose(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, team)
-		wantCheck(t, checks, "directory", driver.CheckFail, "gone")
+		storagetest.WantCheck(t, checks, "directory", driver.CheckFail, "gone")
 	})
 
 	t.Run("DirectoryNotWritable", func(t *testing.T) {
@@ -128,7 +92,7 @@ func TestDiagnose(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, team)
-		wantCheck(t, checks, "directory", driver.CheckFail, "cannot write")
+		storagetest.WantCheck(t, checks, "directory", driver.CheckFail, "cannot write")
 	})
 
 	t.Run("OldKey", func(t *testing.T) {
@@ -138,7 +102,7 @@ func TestDiagnose(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, team)
-		wantCheck(t, checks, "keys", driver.CheckWarn, "100 days ago (over 90 days)")
+		storagetest.WantCheck(t, checks, "keys", driver.CheckWarn, "100 days ago (over 90 days)")
 		if f := checks["keys"].Fix; !strings.Contains(f, "local-store.keys") || !strings.Contains(f, "restart signet") {
 			t.Errorf("keys fix %q does not say how to rotate", f)
 		}
@@ -150,7 +114,7 @@ func TestDiagnose(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, team)
-		wantCheck(t, checks, "keys", driver.CheckWarn, "mode 0644")
+		storagetest.WantCheck(t, checks, "keys", driver.CheckWarn, "mode 0644")
 	})
 
 	t.Run("KeyFileGone", func(t *testing.T) {
@@ -159,12 +123,12 @@ func TestDiagnose(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, team)
-		wantCheck(t, checks, "keys", driver.CheckWarn, "cannot be read")
+		storagetest.WantCheck(t, checks, "keys", driver.CheckWarn, "cannot be read")
 	})
 
 	t.Run("LoopbackURLPublicListener", func(t *testing.T) {
 		checks := diagnoseStore(t, fileblob.Options{BaseURL: "http://localhost:8080", ListenAddr: "[::]:8080"}, nil, team)
-		wantCheck(t, checks, "url", driver.CheckWarn, "signet listens on [::]:8080")
+		storagetest.WantCheck(t, checks, "url", driver.CheckWarn, "signet listens on [::]:8080")
 		if f := checks["url"].Fix; !strings.Contains(f, "public_url") {
 			t.Errorf("url fix %q", f)
 		}
@@ -172,13 +136,13 @@ func TestDiagnose(t *testing.T) {
 
 	t.Run("UnspecifiedURL", func(t *testing.T) {
 		checks := diagnoseStore(t, fileblob.Options{BaseURL: "http://0.0.0.0:8080"}, nil, team)
-		wantCheck(t, checks, "url", driver.CheckWarn, "unspecified address")
+		storagetest.WantCheck(t, checks, "url", driver.CheckWarn, "unspecified address")
 	})
 
 	t.Run("PlainHTTP", func(t *testing.T) {
 		checks := diagnoseStore(t, fileblob.Options{BaseURL: "http://signet.example.com"}, nil, team)
-		wantCheck(t, checks, "url", driver.CheckWarn, "plain http")
+		storagetest.WantCheck(t, checks, "url", driver.CheckWarn, "plain http")
 		checks = diagnoseStore(t, fileblob.Options{BaseURL: "https://signet.example.com", ListenAddr: "10.0.0.5:443"}, nil, team)
-		wantCheck(t, checks, "url", driver.CheckOK, "https://signet.example.com")
+		storagetest.WantCheck(t, checks, "url", driver.CheckOK, "https://signet.example.com")
 	})
 }

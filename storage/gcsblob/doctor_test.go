@@ -18,6 +18,7 @@ import (
 	"github.com/signetdev/signet/internal/testpeer"
 	"github.com/signetdev/signet/storage/driver"
 	"github.com/signetdev/signet/storage/gcsblob"
+	"github.com/signetdev/signet/storage/storagetest"
 )
 
 const hmacSecret = "doctor-hmac-secret-value"
@@ -26,40 +27,11 @@ const hmacSecret = "doctor-hmac-secret-value"
 // each failure and warning has a fix and that no check shows the secret.
 func gcsDiagnose(t *testing.T, b *gcsblob.Backend, opts *driver.DiagnoseOptions) map[string]driver.Check {
 	t.Helper()
-	checks, err := b.Diagnose(context.Background(), opts)
-	if err != nil {
-		t.Fatalf("Diagnose: %v", err)
+	checks := storagetest.Diagnose(t, b, opts, hmacSecret)
+	if len(checks) != 8 {
+		t.Errorf("%d checks, want 8", len(checks))
 	}
-	byName := map[string]driver.Check{}
-	for _, c := range checks {
-		if _, dup := byName[c.Name]; dup {
-			t.Errorf("check %q reported twice", c.Name)
-		}
-		byName[c.Name] = c
-		if (c.Status == driver.CheckFail || c.Status == driver.CheckWarn) && c.Fix == "" {
-			t.Errorf("check %q: %s without a fix: %s", c.Name, c.Status, c.Detail)
-		}
-		if strings.Contains(c.Detail+c.Fix, hmacSecret) {
-			t.Errorf("check %q shows the HMAC secret", c.Name)
-		}
-	}
-	if len(byName) != 8 {
-		t.Errorf("%d checks, want 8", len(byName))
-	}
-	return byName
-}
-
-func gcsWant(t *testing.T, checks map[string]driver.Check, name, status, detail string) {
-	t.Helper()
-	c, ok := checks[name]
-	switch {
-	case !ok:
-		t.Errorf("no %q check", name)
-	case c.Status != status:
-		t.Errorf("check %q: %s (%s), want %s", name, c.Status, c.Detail, status)
-	case !strings.Contains(c.Detail, detail):
-		t.Errorf("check %q detail %q lacks %q", name, c.Detail, detail)
-	}
+	return checks
 }
 
 func hmacBackend(t *testing.T, bucket, endpoint string, edit func(*gcsblob.Config)) *gcsblob.Backend {
@@ -88,14 +60,14 @@ func TestGCSDiagnose(t *testing.T) {
 	opts := &driver.DiagnoseOptions{Team: "ml", Origins: []string{"https://app.example.com"}, Networks: gcsNets}
 
 	bare := gcsDiagnose(t, hmacBackend(t, p.Bucket(t), p.Endpoint, nil), opts)
-	gcsWant(t, bare, "credentials", driver.CheckOK, "HMAC key present")
-	gcsWant(t, bare, "bucket", driver.CheckOK, "listable")
-	gcsWant(t, bare, "clock", driver.CheckOK, "store clock is")
-	gcsWant(t, bare, "cors", driver.CheckFail, "https://app.example.com PUT")
-	gcsWant(t, bare, "lifecycle", driver.CheckFail, "no lifecycle rule")
-	gcsWant(t, bare, "versioning", driver.CheckWarn, "versioning off")
-	gcsWant(t, bare, "encryption", driver.CheckOK, "Google-managed")
-	gcsWant(t, bare, "network", driver.CheckFail, "no enabled IP filter")
+	storagetest.WantCheck(t, bare, "credentials", driver.CheckOK, "HMAC key present")
+	storagetest.WantCheck(t, bare, "bucket", driver.CheckOK, "listable")
+	storagetest.WantCheck(t, bare, "clock", driver.CheckOK, "store clock is")
+	storagetest.WantCheck(t, bare, "cors", driver.CheckFail, "https://app.example.com PUT")
+	storagetest.WantCheck(t, bare, "lifecycle", driver.CheckFail, "no lifecycle rule")
+	storagetest.WantCheck(t, bare, "versioning", driver.CheckWarn, "versioning off")
+	storagetest.WantCheck(t, bare, "encryption", driver.CheckOK, "Google-managed")
+	storagetest.WantCheck(t, bare, "network", driver.CheckFail, "no enabled IP filter")
 	for name, want := range map[string]string{
 		"cors":       "--cors-file=cors.json",
 		"lifecycle":  `"AbortIncompleteMultipartUpload"`,
@@ -123,7 +95,7 @@ func TestGCSDiagnose(t *testing.T) {
 		t.Fatalf("creating a bucket with versioning: %s", resp.Status)
 	}
 	versioned := gcsDiagnose(t, hmacBackend(t, name, p.Endpoint, nil), opts)
-	gcsWant(t, versioned, "versioning", driver.CheckOK, "versioning enabled")
+	storagetest.WantCheck(t, versioned, "versioning", driver.CheckOK, "versioning enabled")
 	if c := versioned["cors"]; c.Status == driver.CheckOK {
 		t.Logf("fake-gcs-server now keeps bucket CORS: %s", c.Detail)
 	} else {
@@ -134,12 +106,12 @@ func TestGCSDiagnose(t *testing.T) {
 		checks := gcsDiagnose(t, hmacBackend(t, "signet-missing-bucket", p.Endpoint, nil), opts)
 		// GCS answers the listing 404 NoSuchBucket, fake-gcs-server 500;
 		// the JSON API's 404 tells.
-		gcsWant(t, checks, "bucket", driver.CheckFail, "cannot list prefix ml/ in bucket signet-missing-bucket")
+		storagetest.WantCheck(t, checks, "bucket", driver.CheckFail, "cannot list prefix ml/ in bucket signet-missing-bucket")
 		if f := checks["bucket"].Fix; !strings.Contains(f, "gcloud storage buckets create gs://signet-missing-bucket") {
 			t.Errorf("bucket fix %q", f)
 		}
-		gcsWant(t, checks, "versioning", driver.CheckSkip, "does not exist")
-		gcsWant(t, checks, "clock", driver.CheckOK, "store clock is")
+		storagetest.WantCheck(t, checks, "versioning", driver.CheckSkip, "does not exist")
+		storagetest.WantCheck(t, checks, "clock", driver.CheckOK, "store clock is")
 	})
 
 	t.Run("SkewedClock", func(t *testing.T) {
@@ -147,7 +119,7 @@ func TestGCSDiagnose(t *testing.T) {
 			c.Now = func() time.Time { return time.Now().Add(-10 * time.Minute) }
 		})
 		checks := gcsDiagnose(t, be, opts)
-		gcsWant(t, checks, "clock", driver.CheckFail, "ahead of signet's")
+		storagetest.WantCheck(t, checks, "clock", driver.CheckFail, "ahead of signet's")
 	})
 
 	t.Run("Keyless", func(t *testing.T) {
@@ -167,13 +139,13 @@ func TestGCSDiagnose(t *testing.T) {
 			t.Fatal(err)
 		}
 		checks := gcsDiagnose(t, be, opts)
-		gcsWant(t, checks, "credentials", driver.CheckOK, "Google signed a request as "+email)
-		gcsWant(t, checks, "bucket", driver.CheckOK, "listable")
-		gcsWant(t, checks, "versioning", driver.CheckWarn, "versioning off")
+		storagetest.WantCheck(t, checks, "credentials", driver.CheckOK, "Google signed a request as "+email)
+		storagetest.WantCheck(t, checks, "bucket", driver.CheckOK, "listable")
+		storagetest.WantCheck(t, checks, "versioning", driver.CheckWarn, "versioning off")
 
 		sb.fail.Store(http.StatusForbidden)
 		checks = gcsDiagnose(t, be, opts)
-		gcsWant(t, checks, "credentials", driver.CheckFail, "keyless signing does not work")
+		storagetest.WantCheck(t, checks, "credentials", driver.CheckFail, "keyless signing does not work")
 		if f := checks["credentials"].Fix; !strings.Contains(f, "roles/iam.serviceAccountTokenCreator") {
 			t.Errorf("credentials fix %q", f)
 		}
@@ -213,11 +185,11 @@ func TestGCSDiagnoseMetadata(t *testing.T) {
 		"ipFilter":{"mode":"Enabled","publicNetworkSource":{"allowedIpCidrRanges":["203.0.113.0/24","198.51.100.7"]},
 			"vpcNetworkSources":[{"network":"projects/p/global/networks/n","allowedIpCidrRanges":["10.0.0.0/8"]}]}}`
 	good := gcsDiagnose(t, be, opts)
-	gcsWant(t, good, "cors", driver.CheckOK, "ETag exposed")
-	gcsWant(t, good, "lifecycle", driver.CheckOK, "after 2 day(s)")
-	gcsWant(t, good, "versioning", driver.CheckOK, "soft delete keeps")
-	gcsWant(t, good, "encryption", driver.CheckOK, "cryptoKeys/k")
-	gcsWant(t, good, "network", driver.CheckOK, "admits the team's networks")
+	storagetest.WantCheck(t, good, "cors", driver.CheckOK, "ETag exposed")
+	storagetest.WantCheck(t, good, "lifecycle", driver.CheckOK, "after 2 day(s)")
+	storagetest.WantCheck(t, good, "versioning", driver.CheckOK, "soft delete keeps")
+	storagetest.WantCheck(t, good, "encryption", driver.CheckOK, "cryptoKeys/k")
+	storagetest.WantCheck(t, good, "network", driver.CheckOK, "admits the team's networks")
 
 	// The same settings, each a little off.
 	meta = `{"name":"signet-doctor","softDeletePolicy":{"retentionDurationSeconds":"0"},
@@ -225,31 +197,31 @@ func TestGCSDiagnoseMetadata(t *testing.T) {
 		"lifecycle":{"rule":[{"action":{"type":"AbortIncompleteMultipartUpload"},"condition":{"age":2,"matchesPrefix":["other/"]}}]},
 		"ipFilter":{"mode":"Enabled","publicNetworkSource":{"allowedIpCidrRanges":["198.51.100.0/24"]}}}`
 	bad := gcsDiagnose(t, be, opts)
-	gcsWant(t, bad, "cors", driver.CheckFail, "https://app.example.com HEAD, https://app.example.com (ETag not a response header)")
-	gcsWant(t, bad, "lifecycle", driver.CheckFail, "no lifecycle rule")
-	gcsWant(t, bad, "versioning", driver.CheckWarn, "no soft delete")
-	gcsWant(t, bad, "network", driver.CheckFail, "does not admit the team's networks 203.0.113.0/24")
+	storagetest.WantCheck(t, bad, "cors", driver.CheckFail, "https://app.example.com HEAD, https://app.example.com (ETag not a response header)")
+	storagetest.WantCheck(t, bad, "lifecycle", driver.CheckFail, "no lifecycle rule")
+	storagetest.WantCheck(t, bad, "versioning", driver.CheckWarn, "no soft delete")
+	storagetest.WantCheck(t, bad, "network", driver.CheckFail, "does not admit the team's networks 203.0.113.0/24")
 
 	// The public networks admitted, the private one under no VPC source.
 	meta = `{"name":"signet-doctor","ipFilter":{"mode":"Enabled","publicNetworkSource":{"allowedIpCidrRanges":["203.0.113.0/24"]}}}`
-	gcsWant(t, gcsDiagnose(t, be, opts), "network", driver.CheckWarn, "private networks 10.1.0.0/16")
+	storagetest.WantCheck(t, gcsDiagnose(t, be, opts), "network", driver.CheckWarn, "private networks 10.1.0.0/16")
 	meta = `{"name":"signet-doctor","ipFilter":{"mode":"Disabled"}}`
-	gcsWant(t, gcsDiagnose(t, be, opts), "network", driver.CheckFail, "no enabled IP filter")
+	storagetest.WantCheck(t, gcsDiagnose(t, be, opts), "network", driver.CheckFail, "no enabled IP filter")
 
 	// GCS wants an OAuth token for the JSON API, which an HMAC key is not.
 	status, meta = http.StatusUnauthorized, `{"error":{"code":401,"message":"Anonymous caller does not have storage.buckets.get access"}}`
 	hmac := gcsDiagnose(t, be, opts)
 	for _, name := range []string{"cors", "lifecycle", "versioning", "encryption", "network"} {
-		gcsWant(t, hmac, name, driver.CheckSkip, "HMAC key authenticates the XML API only")
+		storagetest.WantCheck(t, hmac, name, driver.CheckSkip, "HMAC key authenticates the XML API only")
 		if f := hmac[name].Fix; !strings.Contains(f, "gcloud storage buckets describe gs://signet-doctor") {
 			t.Errorf("%s fix %q", name, f)
 		}
 	}
-	gcsWant(t, hmac, "bucket", driver.CheckOK, "listable")
+	storagetest.WantCheck(t, hmac, "bucket", driver.CheckOK, "listable")
 
 	// A wrong HMAC secret: GCS refuses the signed listing.
 	refuse = true
 	wrong := gcsDiagnose(t, be, opts)
-	gcsWant(t, wrong, "credentials", driver.CheckFail, "SignatureDoesNotMatch (HTTP 403)")
-	gcsWant(t, wrong, "bucket", driver.CheckSkip, "refused the credentials")
+	storagetest.WantCheck(t, wrong, "credentials", driver.CheckFail, "SignatureDoesNotMatch (HTTP 403)")
+	storagetest.WantCheck(t, wrong, "bucket", driver.CheckSkip, "refused the credentials")
 }

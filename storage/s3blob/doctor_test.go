@@ -14,26 +14,13 @@ import (
 
 	"github.com/signetdev/signet/storage/driver"
 	"github.com/signetdev/signet/storage/s3blob"
+	"github.com/signetdev/signet/storage/storagetest"
 )
 
 // diagnose runs Diagnose and returns its checks by name.
 func diagnose(t *testing.T, b *s3blob.Backend, opts *driver.DiagnoseOptions) map[string]driver.Check {
 	t.Helper()
-	checks, err := b.Diagnose(context.Background(), opts)
-	if err != nil {
-		t.Fatalf("Diagnose: %v", err)
-	}
-	byName := map[string]driver.Check{}
-	for _, c := range checks {
-		if _, dup := byName[c.Name]; dup {
-			t.Errorf("check %q reported twice", c.Name)
-		}
-		byName[c.Name] = c
-		if c.Status == driver.CheckFail && c.Fix == "" {
-			t.Errorf("check %q failed without a fix: %s", c.Name, c.Detail)
-		}
-	}
-	return byName
+	return storagetest.Diagnose(t, b, opts)
 }
 
 func wantStatus(t *testing.T, checks map[string]driver.Check, name string, want ...string) {
