@@ -30,6 +30,7 @@ const (
 	ActionConnectorCheck  = "connector.check"
 	ActionAuditRead       = "audit.read"
 	ActionAuditPrune      = "audit.prune" // retention removed the oldest entries
+	ActionUsagePrune      = "usage.prune" // retention removed old usage events
 	ActionBootstrap       = "instance.bootstrap"
 	ActionAuthenticate    = "auth.authenticate"
 	ActionObjectList      = "object.list"   // one page of a team's objects; the prefix is the object key

@@ -115,6 +115,9 @@ func (r *Retention) Prune(ctx context.Context) (pruned []Pruned, wait string, er
 	}
 	for {
 		p, w, err := r.step(ctx, run)
+		if err == nil && p == nil {
+			err = r.pruneUsage(ctx, run.cutoff)
+		}
 		if err != nil || p == nil {
 			return pruned, w, err
 		}
@@ -122,6 +125,35 @@ func (r *Retention) Prune(ctx context.Context) (pruned []Pruned, wait string, er
 		r.logger().InfoContext(ctx, "audit log pruned", "from", p.From, "through", p.Through,
 			"checkpoint_seq", p.Checkpoint.Seq, "checkpoint_time", p.Checkpoint.Time, "prune_entry", p.Event.Seq)
 	}
+}
+
+// pruneUsage deletes the usage events (signet.UsageTx) served before
+// cutoff and records how many in an audit entry of the same transaction.
+// They are not part of the chain, so no checkpoint is needed; they hold
+// client addresses, so they go with the audit log's age.
+func (r *Retention) pruneUsage(ctx context.Context, cutoff time.Time) error {
+	var n int64
+	err := r.Store.Update(ctx, func(tx signet.Tx) error {
+		u, ok := tx.(signet.UsageTx)
+		if !ok {
+			return nil
+		}
+		var err error
+		if n, err = u.PruneUsage(cutoff); err != nil || n == 0 {
+			return err
+		}
+		return tx.AppendAudit(&signet.AuditEvent{
+			ActorUser: r.Actor,
+			Action:    signet.ActionUsagePrune,
+			Outcome:   signet.OutcomeAllowed,
+			Reason: fmt.Sprintf("retention %s: %d usage events served before %s deleted",
+				r.MaxAge, n, cutoff.UTC().Format(time.RFC3339)),
+		})
+	})
+	if err == nil && n > 0 {
+		r.logger().InfoContext(ctx, "usage events pruned", "count", n, "before", cutoff)
+	}
+	return err
 }
 
 // pruneRun is what the steps of one Prune share: the cut-off time, the

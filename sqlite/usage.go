@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/signetdev/signet"
 )
@@ -153,4 +154,17 @@ func (t *tx) GrantUsage(grantIDs []string) ([]*signet.AddressUsage, error) {
 		out = append(out, us...)
 	}
 	return out, nil
+}
+
+// PruneUsage deletes the usage events served before before.
+func (t *tx) PruneUsage(before time.Time) (int64, error) {
+	const op = "sqlite.PruneUsage"
+	if err := t.writable(op); err != nil {
+		return 0, err
+	}
+	res, err := t.tx.ExecContext(t.ctx, "DELETE FROM usage_events WHERE occurred_at < ?", micros(normalize(before)))
+	if err != nil {
+		return 0, t.fail(op, err, "", "")
+	}
+	return res.RowsAffected()
 }

@@ -25,6 +25,7 @@ func RunRetention(t *testing.T, open func(t *testing.T) signet.Store) {
 		{"Batches", testRetentionBatches},
 		{"Idle", testRetentionIdle},
 		{"CheckpointMismatch", testRetentionCheckpointMismatch},
+		{"Usage", testRetentionUsage},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}
@@ -255,5 +256,38 @@ func wantKind(t *testing.T, err error, kind auditlog.Kind) {
 	var ve *auditlog.VerifyError
 	if !errors.As(err, &ve) || ve.Kind != kind {
 		t.Errorf("error = %v, want a %s", err, kind)
+	}
+}
+
+// testRetentionUsage: usage events older than the retention age go with
+// the audit entries (they hold client addresses), younger ones stay, and
+// the deletion is recorded; a prune with nothing old records nothing.
+func testRetentionUsage(t *testing.T, s signet.Store) {
+	now := time.Now()
+	appendUsage(t, s,
+		usageEvent("g-old", "192.0.2.1", 200, now.Add(-10*24*time.Hour)),
+		usageEvent("g-old", "192.0.2.1", 200, now.Add(-6*24*time.Hour)),
+		usageEvent("g-new", "192.0.2.2", 200, now.Add(-time.Hour)))
+	f := newCPFixture(t)
+	if _, _, err := f.retention(s, 0).Prune(t.Context()); err != nil {
+		t.Fatalf("Prune: %v", err)
+	}
+	var us []*signet.AddressUsage
+	mustView(t, s, func(tx signet.Tx) (err error) {
+		us, err = usageTx(t, tx).GrantUsage([]string{"g-old", "g-new"})
+		return err
+	})
+	if len(us) != 1 || us[0].GrantID != "g-new" {
+		t.Errorf("usage left %+v, want only g-new's", us)
+	}
+	evs := audit(t, s, signet.AuditFilter{Action: signet.ActionUsagePrune})
+	if len(evs) != 1 || evs[0].Reason == "" || evs[0].ActorUser != "signet" {
+		t.Fatalf("usage.prune entries %+v, want one", evs)
+	}
+	if _, _, err := f.retention(s, 0).Prune(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if evs := audit(t, s, signet.AuditFilter{Action: signet.ActionUsagePrune}); len(evs) != 1 {
+		t.Errorf("%d usage.prune entries after a prune with nothing old, want still 1", len(evs))
 	}
 }

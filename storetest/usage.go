@@ -19,6 +19,7 @@ var usageTests = []test{
 	{"IssuedGrants", testIssuedGrants},
 	{"IssuedGrantsPaging", testIssuedGrantsPaging},
 	{"GrantUsage", testGrantUsage},
+	{"Prune", testPruneUsage},
 }
 
 // usageTx returns tx's usage methods; every store under test keeps usage
@@ -293,5 +294,42 @@ func testGrantUsage(t *testing.T, s signet.Store) {
 	})
 	if len(us) != 0 {
 		t.Errorf("GrantUsage(nil) = %d entries", len(us))
+	}
+}
+
+// testPruneUsage: PruneUsage deletes exactly the events served before its
+// time, whatever their grant, and counts them.
+func testPruneUsage(t *testing.T, s signet.Store) {
+	old1 := usageEvent("g1", "192.0.2.1", 200, base)
+	old2 := usageEvent("g2", "192.0.2.2", 200, base.Add(time.Minute-time.Microsecond))
+	edge := usageEvent("g1", "192.0.2.1", 200, base.Add(time.Minute))
+	young := usageEvent("g2", "192.0.2.2", 200, base.Add(time.Hour))
+	appendUsage(t, s, old1, old2, edge, young)
+	var n int64
+	mustUpdate(t, s, func(tx signet.Tx) (err error) {
+		n, err = usageTx(t, tx).PruneUsage(base.Add(time.Minute))
+		return err
+	})
+	if n != 2 {
+		t.Errorf("PruneUsage deleted %d, want 2", n)
+	}
+	var us []*signet.AddressUsage
+	mustView(t, s, func(tx signet.Tx) (err error) {
+		us, err = usageTx(t, tx).GrantUsage([]string{"g1", "g2"})
+		return err
+	})
+	uses := map[string]int64{}
+	for _, u := range us {
+		uses[u.GrantID] += u.Uses
+	}
+	if uses["g1"] != 1 || uses["g2"] != 1 {
+		t.Errorf("uses left %v, want one each (the event at the cut and the young one)", uses)
+	}
+	mustUpdate(t, s, func(tx signet.Tx) (err error) {
+		n, err = usageTx(t, tx).PruneUsage(base.Add(time.Minute))
+		return err
+	})
+	if n != 0 {
+		t.Errorf("second PruneUsage deleted %d, want 0", n)
 	}
 }
