@@ -226,7 +226,7 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 		var u *driver.SignedURL
 		if err == nil {
 			opts.Now, opts.Expires = now, expires
-			opts.GrantID = signet.NewID(10)
+			opts.GrantID = grantID(now)
 			u, err = acc.sign(r.Context(), o.Key, opts)
 		}
 		if err == nil && stats != nil {
@@ -263,6 +263,29 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.urls.WithLabelValues(acc.conn.Backend, method).Add(float64(len(results) - failed))
 	writeJSON(w, http.StatusOK, PresignResponse{Objects: results})
+}
+
+// grantIDTime is the alphabet of a grant id's time prefix: base32 in
+// ASCII order, so that ids sort by the time they were issued.
+const grantIDTime = "0123456789abcdefghijklmnopqrstuv"
+
+// grantID returns a new grant id: the issue time in milliseconds since the
+// epoch, 9 characters that sort in time order (45 bits, enough until the
+// year 3084), then 16 random base32 characters (80 bits, as much as an id
+// carried before). The time prefix makes each new id land at the end of
+// the audit log's index on grant ids instead of on a random page of it:
+// the random ids took a page write for nearly every audited presign in the
+// single writer's commit. The URL states its issue time anyway (its
+// signature date); the random part keeps ids unguessable and unique.
+func grantID(now time.Time) string {
+	var b [25]byte
+	ms := uint64(now.UnixMilli())
+	for i := 8; i >= 0; i-- {
+		b[i] = grantIDTime[ms&31]
+		ms >>= 5
+	}
+	copy(b[9:], signet.NewID(10))
+	return string(b[:])
 }
 
 // realExpiry is when u stops working: the driver's statement, which is
