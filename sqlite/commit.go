@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/signetdev/signet"
@@ -114,6 +115,15 @@ type batch struct {
 	loaded bool  // head was read in this transaction
 	dirty  bool  // head moved since; written at the end
 	err    error // the transaction itself failed
+
+	// rows are the chained events of functions that issued no statement
+	// (one event each, the usual audited request), not yet inserted.
+	// They are inserted together, several rows per INSERT, before the
+	// next function's savepoint opens (so that its rollback cannot take
+	// them) and before the head is written at the end of the batch. A
+	// failure to insert them fails the batch, as a failed commit would.
+	rows []*signet.AuditEvent
+	args []any
 }
 
 // headState is what a rollback to a savepoint restores.
@@ -177,7 +187,7 @@ func (db *DB) runBatch(reqs []*request) {
 				// batch, as a failed commit would.
 				evs := t.pending
 				t.pending = nil
-				if t.failed = t.insertAudit(evs); t.failed != nil {
+				if t.failed = t.chainAudit(evs); t.failed != nil {
 					b.err = t.failed
 				}
 			} else {
@@ -220,6 +230,10 @@ func (db *DB) runBatch(reqs []*request) {
 		finish(nil) // every fn failed; nothing to commit
 		return
 	}
+	if err := (&tx{ctx: ctx, db: db, tx: stx, batch: b}).flushRows(); err != nil {
+		finish(err)
+		return
+	}
 	if b.dirty {
 		if _, err := db.execWrite(ctx, stx, writeHead, b.head.Seq, b.head.Hash[:]); err != nil {
 			finish(storeError(op, err, ""))
@@ -249,6 +263,10 @@ func (t *tx) begin() {
 		return
 	}
 	if !t.savepoint {
+		if err := t.flushRows(); err != nil {
+			b.err = err
+			return
+		}
 		if _, err := t.tx.ExecContext(t.ctx, "SAVEPOINT u"); err != nil {
 			b.err = storeError("sqlite.Update", err, "")
 			return
@@ -306,6 +324,82 @@ func (t *tx) batchHead() (signet.AuditHead, error) {
 		b.loaded = true
 	}
 	return b.head, nil
+}
+
+// chainAudit numbers and chains the stamped events of a function that
+// issued no statement after the batch's head, moves the head, and keeps
+// them for flushRows.
+func (t *tx) chainAudit(events []*signet.AuditEvent) error {
+	b := t.batch
+	head, err := t.batchHead()
+	if err != nil {
+		return err
+	}
+	for i, e := range events {
+		e.ID = head.Seq + 1 + int64(i)
+		e.Seq = e.ID
+	}
+	last := auditlog.Chain(head.Hash, events...)
+	b.head, b.dirty = signet.AuditHead{Seq: events[len(events)-1].ID, Hash: last}, true
+	b.rows = append(b.rows, events...)
+	return nil
+}
+
+// rowChunks are the row counts of the multi-row audit inserts, prepared
+// once on the write connection; flushRows inserts the batch's rows with
+// the largest that fit, so that a batch of n rows takes a few statements
+// instead of n.
+var rowChunks = [...]int{64, 16, 4, 1}
+
+// insertAuditRows is insertAudit for n rows, for each n of rowChunks.
+var insertAuditRows = func() map[int]string {
+	m := map[int]string{}
+	head, one, _ := strings.Cut(insertAudit, "VALUES ")
+	for _, n := range rowChunks[:len(rowChunks)-1] {
+		// OR ROLLBACK: a statement that may fail after writing some of
+		// its rows otherwise keeps a statement journal (a copy of every
+		// page it changes, spilled to a temporary file) to undo just
+		// itself. A failed insert fails the whole batch anyway, so it
+		// may as well roll back the whole transaction.
+		m[n] = strings.Replace(head, "INSERT INTO", "INSERT OR ROLLBACK INTO", 1) + "VALUES " + one + strings.Repeat(", "+one, n-1)
+	}
+	m[1] = insertAudit
+	return m
+}()
+
+// flushRows inserts the batch's chained rows that are not in the table
+// yet.
+func (t *tx) flushRows() error {
+	const op = "sqlite.AppendAudit"
+	b := t.batch
+	rows := b.rows
+	b.rows = b.rows[:0]
+	for len(rows) > 0 {
+		n := 1
+		for _, c := range rowChunks {
+			if c <= len(rows) {
+				n = c
+				break
+			}
+		}
+		args := b.args[:0]
+		for _, e := range rows[:n] {
+			var expires sql.NullInt64
+			if !e.ExpiresAt.IsZero() {
+				expires = sql.NullInt64{Int64: micros(e.ExpiresAt), Valid: true}
+			}
+			args = append(args, e.ID, micros(e.Time), e.RequestID, e.ActorUser, e.ActorKey, e.Team,
+				e.Action, e.Outcome, string(e.Code), e.Reason, e.Store, e.Bucket, e.ObjectKey, e.UploadID,
+				e.GrantID, e.Method, expires, e.ClientIP, e.UserAgent, e.Target, e.PrevHash[:], e.Hash[:])
+		}
+		b.args = args
+		if _, err := t.db.execWrite(t.ctx, t.tx, insertAuditRows[n], args...); err != nil {
+			return t.auditFail(op, err)
+		}
+		rows = rows[n:]
+	}
+	clear(b.args)
+	return nil
 }
 
 // insertAudit numbers, chains and inserts stamped events after the head,
@@ -377,7 +471,11 @@ const (
 // should the connection ever be replaced.
 func (db *DB) prepareWrites(ctx context.Context) {
 	db.writeStmts = map[string]*sql.Stmt{}
-	for _, q := range []string{readHead, writeHead, insertAudit} {
+	qs := []string{readHead, writeHead}
+	for _, n := range rowChunks {
+		qs = append(qs, insertAuditRows[n])
+	}
+	for _, q := range qs {
 		if st, err := db.write.PrepareContext(ctx, q); err == nil {
 			db.writeStmts[q] = st
 		}

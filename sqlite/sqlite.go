@@ -91,6 +91,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	w := cloneValues(common)
 	w.Add("_pragma", "journal_mode(WAL)")
 	w.Add("_pragma", "cache_size(-32768)") // 32 MiB: a 10k-event batch fits without spilling
+	// The statement journal of the writer's multi-row audit inserts
+	// (commit.go) stays in memory instead of spilling to a temporary file.
+	w.Add("_pragma", "temp_store(MEMORY)")
 	w.Set("_txlock", "immediate")
 	if db.write, err = sql.Open("sqlite", dsn(abs, w)); err != nil {
 		return nil, signet.E(op, signet.Internal, "cannot open database", err)
