@@ -60,6 +60,12 @@ type accessPolicyRotator interface {
 	RotateAccessPolicies(ctx context.Context) error
 }
 
+// sessionRevoker is a driver that can deny the URLs of its earlier role
+// sessions in the bucket's policy (s3blob.Backend).
+type sessionRevoker interface {
+	ApplyRevocation(ctx context.Context, team string, before time.Time) (json.RawMessage, error)
+}
+
 // azureRevocable reports whether c signs against stored access policies.
 func azureRevocable(c *signet.Connector) bool {
 	v, err := strconv.ParseBool(c.Options[OptionAzureRevocable])
@@ -74,11 +80,12 @@ type StoreRevocation struct {
 	Effect  string `json:"effect"`
 	// Limitations lists, in words, what stays usable until it expires.
 	Limitations []string `json:"limitations,omitempty"`
-	// PolicyStatement, for S3 with a role, is a bucket policy statement
+	// PolicyStatement, for S3 with a role, is the bucket policy statement
 	// that denies requests signed by sessions issued before the
-	// revocation. signet does not apply it; add it to the bucket policy
-	// (signet policy render/apply can include it).
+	// revocation; PolicyApplied says whether signet merged it into the
+	// bucket's policy (if not, Limitations says why).
 	PolicyStatement json.RawMessage `json:"policy_statement,omitempty"`
+	PolicyApplied   bool            `json:"policy_applied,omitempty"`
 }
 
 // RevokeResponse is the stored revocation and its effect on each store
@@ -156,7 +163,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	rev.ID = signet.NewID(10)
 	rev.CreatedBy = a.User
 	ev.Target = "revocation " + rev.ID + " of " + describeRevocation(rev)
-	rotated := s.rotateAccessPolicies(r.Context(), a, rev)
+	withdrawn := s.withdrawAtStores(r.Context(), a, rev)
 	var conns []*signet.Connector
 	if !s.do(w, r, ev, func(tx signet.Tx) error {
 		if err := mayRevoke(tx, a, rev); err != nil {
@@ -174,18 +181,20 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	if s.revoked != nil {
 		s.revoked(rev)
 	}
-	writeJSON(w, http.StatusCreated, revokeResponse(rev, conns, rotated))
+	writeJSON(w, http.StatusCreated, revokeResponse(rev, conns, withdrawn))
 }
 
-// rotateAccessPolicies replaces the stored access policies of the
-// revocable Azure connectors rev reaches, once per container, and returns
-// the outcome per team (a nil error: rotated). It runs before the
+// withdrawAtStores withdraws, at the store, the URLs rev reaches where the
+// store can: it replaces the stored access policies of the revocable Azure
+// connectors, once per container, and merges into the bucket policy of S3
+// role connectors a deny on the role's sessions issued before rev. It
+// returns the outcome per team (a nil error: done). It runs before the
 // revocation is stored, so a replica that sees the revocation and opens
 // its driver again reads the new policies. It does nothing when a may not
 // store rev; the transaction that stores it then refuses it. If storing
 // fails after a rotation, the URLs were withdrawn anyway, which errs on
 // the safe side.
-func (s *Server) rotateAccessPolicies(ctx context.Context, a signet.Actor, rev *signet.Revocation) map[string]error {
+func (s *Server) withdrawAtStores(ctx context.Context, a signet.Actor, rev *signet.Revocation) map[string]error {
 	type target struct {
 		c    *signet.Connector
 		cred *signet.Credential
@@ -200,7 +209,7 @@ func (s *Server) rotateAccessPolicies(ctx context.Context, a signet.Actor, rev *
 			return err
 		}
 		for _, c := range conns {
-			if !azureRevocable(c) {
+			if !azureRevocable(c) && !(c.Backend == signet.BackendS3 && c.Options["role_arn"] != "") {
 				continue
 			}
 			// As presign opens it, so the rotation updates the cached
@@ -219,6 +228,10 @@ func (s *Server) rotateAccessPolicies(ctx context.Context, a signet.Actor, rev *
 	out := map[string]error{}
 	done := map[string]error{}
 	for _, t := range targets {
+		if t.c.Backend == signet.BackendS3 {
+			out[t.c.Team] = s.denyOlderSessions(ctx, rev, t.c, t.cred)
+			continue
+		}
 		where := t.c.Endpoint + "\x00" + t.c.Options["account"] + "\x00" + t.c.Bucket
 		err, ok := done[where]
 		if !ok {
@@ -242,6 +255,28 @@ func (s *Server) rotateAccessPolicies(ctx context.Context, a signet.Actor, rev *
 		out[t.c.Team] = err
 	}
 	return out
+}
+
+// denyOlderSessions merges into the bucket policy of c, an S3 connector
+// signing with a role, the statement that denies the role's sessions
+// issued before rev.
+func (s *Server) denyOlderSessions(ctx context.Context, rev *signet.Revocation, c *signet.Connector, cred *signet.Credential) error {
+	secret, err := s.openSecret(cred)
+	var be driver.Backend
+	if err == nil {
+		be, err = s.backends(ctx, c, secret)
+	}
+	if err == nil {
+		if sr, ok := be.(sessionRevoker); ok {
+			_, err = sr.ApplyRevocation(ctx, c.Team, rev.IssuedBefore)
+		} else {
+			err = signet.Errorf(signet.Unimplemented, "the s3 driver of this build cannot apply a revocation")
+		}
+	}
+	if err != nil {
+		s.logger.Error("revocation: denying older S3 role sessions", "revocation", rev.ID, "team", c.Team, "bucket", c.Bucket, "err", err)
+	}
+	return err
 }
 
 // revokedConnectors returns the connectors whose URLs rev can reach.
@@ -280,9 +315,9 @@ func describeRevocation(rev *signet.Revocation) string {
 	return s
 }
 
-// revokeResponse states what rev does to each connector's URLs; rotated
-// holds the outcome of rotating the revocable Azure connectors' policies.
-func revokeResponse(rev *signet.Revocation, conns []*signet.Connector, rotated map[string]error) *RevokeResponse {
+// revokeResponse states what rev does to each connector's URLs; withdrawn
+// holds the outcome of withdrawing them at the store (withdrawAtStores).
+func revokeResponse(rev *signet.Revocation, conns []*signet.Connector, withdrawn map[string]error) *RevokeResponse {
 	out := &RevokeResponse{Revocation: rev, Stores: []StoreRevocation{}}
 	for _, c := range conns {
 		sr := StoreRevocation{Team: c.Team, Backend: c.Backend}
@@ -297,12 +332,21 @@ func revokeResponse(rev *signet.Revocation, conns []*signet.Connector, rotated m
 				break
 			}
 			sr.Effect = RevokeSessionReplaced
-			sr.PolicyStatement = json.RawMessage(s3blob.RevokeSessionsStatement(c.Region, c.Bucket, c.Prefix, c.Options["role_arn"], rev.IssuedBefore))
+			sr.PolicyStatement = json.RawMessage(s3blob.RevokeSessionsStatement(c.Region, c.Bucket, c.Prefix, c.Team, c.Options["role_arn"], rev.IssuedBefore))
+			err, ok := withdrawn[c.Team]
+			if !ok {
+				err = signet.Errorf(signet.Unavailable, "the bucket policy was not changed")
+			}
+			if err == nil {
+				sr.PolicyApplied = true
+			} else {
+				sr.Limitations = append(sr.Limitations, "adding policy_statement to the bucket policy failed ("+errorText(err)+
+					"): S3 URLs issued before the revocation stay valid until they expire; add it by hand, or revoke again to retry")
+			}
 			sr.Limitations = append(sr.Limitations,
-				"S3 URLs issued before the revocation stay valid until they expire unless policy_statement is added to the bucket policy",
 				"the statement denies every URL signed by the team's earlier role sessions: it cannot single out a user, a key or a time window")
 		case signet.BackendAzure:
-			sr.Effect, sr.Limitations = azureRevocation(c, rotated)
+			sr.Effect, sr.Limitations = azureRevocation(c, withdrawn)
 		case signet.BackendGCS:
 			sr.Effect = RevokeNotEnforced
 			sr.Limitations = append(sr.Limitations, "GCS signed URLs stay valid until they expire; only deleting the signing service account key or HMAC key withdraws them early")
@@ -339,13 +383,8 @@ func azureRevocation(c *signet.Connector, rotated map[string]error) (string, []s
 		err = signet.Errorf(signet.Unavailable, "the stored access policies were not rotated")
 	}
 	if err != nil {
-		msg := string(signet.ErrorCode(err))
-		var se *signet.Error
-		if errors.As(err, &se) && se.Msg != "" {
-			msg += ": " + se.Msg
-		}
 		return RevokeNotEnforced, []string{
-			"rotating the stored access policies of container " + c.Bucket + " failed (" + msg + "): Azure SAS URLs issued before the revocation stay valid until they expire; revoke again to retry",
+			"rotating the stored access policies of container " + c.Bucket + " failed (" + errorText(err) + "): Azure SAS URLs issued before the revocation stay valid until they expire; revoke again to retry",
 		}
 	}
 	return RevokePoliciesRotated, []string{
@@ -393,4 +432,14 @@ func (s *Server) handleListRevocations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// errorText names err for a revocation answer: its code and safe message.
+func errorText(err error) string {
+	msg := string(signet.ErrorCode(err))
+	var se *signet.Error
+	if errors.As(err, &se) && se.Msg != "" {
+		msg += ": " + se.Msg
+	}
+	return msg
 }

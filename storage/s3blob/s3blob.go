@@ -151,6 +151,7 @@ type Backend struct {
 	signer    signer
 	client    *s3.Client
 	config    *s3.Client   // for Diagnose: signet's identity, never a role session
+	roleARN   string       // Config.RoleARN
 	httpc     *http.Client // cfg.HTTPClient; nil means http.DefaultClient
 	vpces     []string     // Config.SourceVPCEs, checked
 	freshness freshness
@@ -256,6 +257,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	b.vpces = vpces
 	var control aws.CredentialsProvider // signet's object calls, when not the URLs' session
+	b.roleARN = cfg.RoleARN
 	if cfg.RoleARN != "" {
 		if !strings.HasPrefix(cfg.RoleARN, "arn:") || !isPrintable(cfg.RoleARN) {
 			return invalid("role ARN must be an ARN such as arn:aws:iam::123456789012:role/signet")
