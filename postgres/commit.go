@@ -11,6 +11,7 @@ import (
 
 	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/auditlog"
+	"github.com/signetdev/signet/internal/deadline"
 )
 
 // Group commit, as in the sqlite package. Every Update is handed to one
@@ -184,8 +185,10 @@ func (db *DB) runBatch(reqs []*request) {
 		// deadline passed meanwhile gets nothing committed.
 		t := &tx{ctx: ctx, db: db, tx: ptx, batch: b, req: r}
 		r.err = run(r.fn, t)
-		if r.err == nil && r.ctx.Err() != nil {
-			r.err = storeError(op, r.ctx.Err(), "")
+		if r.err == nil {
+			if err := deadline.Expired(r.ctx); err != nil {
+				r.err = storeError(op, err, "")
+			}
 		}
 		if b.err == nil {
 			if err := t.endSavepoint(r.err == nil); err != nil {
@@ -322,10 +325,10 @@ func (t *tx) appendAudit(events []*signet.AuditEvent) error {
 	}
 	// Fail now, as an insert would, once the transaction or the caller
 	// has run out of time.
-	if err := t.ctx.Err(); err != nil {
+	if err := deadline.Expired(t.ctx); err != nil {
 		return storeError(op, err, "")
 	}
-	if err := t.req.ctx.Err(); err != nil {
+	if err := deadline.Expired(t.req.ctx); err != nil {
 		return storeError(op, err, "")
 	}
 	if t.batch.err != nil {

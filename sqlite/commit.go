@@ -10,6 +10,7 @@ import (
 
 	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/auditlog"
+	"github.com/signetdev/signet/internal/deadline"
 )
 
 // Group commit. Every Update is handed to one writer goroutine, which runs
@@ -175,8 +176,10 @@ func (db *DB) runBatch(reqs []*request) {
 		t := &tx{ctx: ctx, db: db, tx: stx, audit: audit, batch: b, req: r}
 		before := headState{b.head, b.loaded, b.dirty}
 		r.err = run(r.fn, t)
-		if r.err == nil && r.ctx.Err() != nil {
-			r.err = storeError(op, r.ctx.Err(), "")
+		if r.err == nil {
+			if err := deadline.Expired(r.ctx); err != nil {
+				r.err = storeError(op, err, "")
+			}
 		}
 		if r.err == nil && len(t.pending) > 0 {
 			if len(t.pending) == 1 && !t.savepoint {
@@ -295,10 +298,10 @@ func (t *tx) appendAudit(events []*signet.AuditEvent) error {
 	}
 	// Fail now, as an insert would, once the transaction or the caller
 	// has run out of time.
-	if err := t.ctx.Err(); err != nil {
+	if err := deadline.Expired(t.ctx); err != nil {
 		return storeError(op, err, "")
 	}
-	if err := t.req.ctx.Err(); err != nil {
+	if err := deadline.Expired(t.req.ctx); err != nil {
 		return storeError(op, err, "")
 	}
 	if t.batch.err != nil {
