@@ -307,7 +307,7 @@ func (s *Server) teamAccess(ctx context.Context, g *cacheGen, a signet.Actor, te
 	var cred *signet.Credential
 	var ms []*signet.Member
 	err := s.store.View(ctx, func(tx signet.Tx) (err error) {
-		if te.team, ms, err = teamMemberships(tx, a, team, p); err != nil {
+		if te.team, _, ms, err = teamMemberships(tx, a, team, p); err != nil {
 			return err
 		}
 		te.conn, cred, err = connector(tx, team)
@@ -321,29 +321,4 @@ func (s *Server) teamAccess(ctx context.Context, g *cacheGen, a signet.Actor, te
 		g.putTeam(team, te)
 	}
 	return te, nil
-}
-
-// teamMemberships is teamRole, also returning the actor's memberships.
-func teamMemberships(tx signet.Tx, a signet.Actor, name string, p signet.Permission) (*signet.Team, []*signet.Member, error) {
-	t, err := tx.Team(name)
-	if err != nil {
-		if signet.ErrorCode(err) == signet.NotFound && !a.Admin {
-			return nil, nil, signet.Authorize(a, name, "", p)
-		}
-		return nil, nil, err
-	}
-	ms, err := tx.Memberships(a.User)
-	if err != nil && signet.ErrorCode(err) != signet.NotFound {
-		return nil, nil, err
-	}
-	var role signet.Role
-	for _, m := range ms {
-		if m.Team == name {
-			role = m.Role
-		}
-	}
-	if err := signet.Authorize(a, name, role, p); err != nil {
-		return nil, nil, err
-	}
-	return t, ms, nil
 }

@@ -175,25 +175,32 @@ func (s *Server) do(w http.ResponseWriter, r *http.Request, ev *signet.AuditEven
 // the actor may do p. Non-admins get PermissionDenied for teams that do not
 // exist, so team names do not leak.
 func teamRole(tx signet.Tx, a signet.Actor, name string, p signet.Permission) (*signet.Team, signet.Role, error) {
+	t, role, _, err := teamMemberships(tx, a, name, p)
+	return t, role, err
+}
+
+// teamMemberships is teamRole, also returning all the actor's memberships
+// (which the authorisation cache keeps).
+func teamMemberships(tx signet.Tx, a signet.Actor, name string, p signet.Permission) (*signet.Team, signet.Role, []*signet.Member, error) {
 	t, err := tx.Team(name)
 	if err != nil {
 		if signet.ErrorCode(err) == signet.NotFound && !a.Admin {
-			return nil, "", signet.Authorize(a, name, "", p)
+			return nil, "", nil, signet.Authorize(a, name, "", p)
 		}
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	var role signet.Role
 	ms, err := tx.Memberships(a.User)
 	if err != nil && signet.ErrorCode(err) != signet.NotFound {
-		return nil, "", err
+		return nil, "", nil, err
 	}
+	var role signet.Role
 	for _, m := range ms {
 		if m.Team == name {
 			role = m.Role
 		}
 	}
 	if err := signet.Authorize(a, name, role, p); err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	return t, role, nil
+	return t, role, ms, nil
 }
