@@ -141,21 +141,8 @@ func (d *downloader) presignLookup(ctx context.Context, req *sighttp.PresignRequ
 	d.mu.Lock()
 	once := *req
 	once.WithSHA256 = !d.looked // a renewed URL needs no second look-up
-	req = &once
 	d.mu.Unlock()
-	var resp *sighttp.PresignResponse
-	err := d.api(ctx, func() (err error) {
-		resp, err = d.c.Presign(ctx, d.team, req)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(resp.Objects) != 1 {
-		return nil, d.errorf(signet.Internal, nil, "server answered %d results for one object", len(resp.Objects))
-	}
-	r := &resp.Objects[0]
-	t, err := d.objectTarget(r, http.MethodGet)
+	t, r, err := d.presignObject(ctx, &once)
 	if err != nil {
 		return nil, err
 	}

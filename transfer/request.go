@@ -74,22 +74,34 @@ func (j *job) objectTarget(r *sighttp.ObjectResult, method string) (*target, err
 
 // presign asks the server for a URL for the job's object.
 func (j *job) presign(ctx context.Context, req *sighttp.PresignRequest) (*target, error) {
+	t, _, err := j.presignObject(ctx, req)
+	return t, err
+}
+
+// presignObject is presign that also returns the server's whole answer
+// for the object (such as its SHA-256 and ETag, when asked for).
+func (j *job) presignObject(ctx context.Context, req *sighttp.PresignRequest) (*target, *sighttp.ObjectResult, error) {
 	var resp *sighttp.PresignResponse
 	err := j.api(ctx, func() (err error) {
 		resp, err = j.c.Presign(ctx, j.team, req)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(resp.Objects) != 1 {
-		return nil, j.errorf(signet.Internal, nil, "server answered %d results for one object", len(resp.Objects))
+		return nil, nil, j.errorf(signet.Internal, nil, "server answered %d results for one object", len(resp.Objects))
 	}
 	method := http.MethodGet
 	if req.Operation == "upload" {
 		method = http.MethodPut
 	}
-	return j.objectTarget(&resp.Objects[0], method)
+	r := &resp.Objects[0]
+	t, err := j.objectTarget(r, method)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, r, nil
 }
 
 // api runs an idempotent API call, retrying it when the server is briefly
