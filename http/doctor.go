@@ -52,12 +52,8 @@ func (s *Server) handleDoctor(w http.ResponseWriter, r *http.Request) {
 	var doc driver.Doctor
 	if err == nil {
 		ev.Store, ev.Bucket, ev.ObjectKey = conn.Backend, conn.Bucket, conn.Prefix
-		var secret map[string]string
 		var be driver.Backend
-		if secret, err = s.openSecret(cred); err == nil {
-			be, err = s.backends(r.Context(), conn, secret)
-		}
-		if err == nil {
+		if be, err = s.openBackend(r.Context(), conn, cred); err == nil {
 			var ok bool
 			if doc, ok = be.(driver.Doctor); !ok {
 				err = signet.Errorf(signet.Unimplemented, "signet doctor cannot check %s connectors yet; see docs/%s.md for the settings to check by hand", conn.Backend, conn.Backend)

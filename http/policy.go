@@ -93,11 +93,7 @@ func (s *Server) policyTarget(ctx context.Context, r *http.Request, ev *signet.A
 	if len(t.AllowNetworks) == 0 {
 		ev.Reason = "no networks"
 	}
-	secret, err := s.openSecret(cred)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	be, err := s.backends(ctx, c, secret)
+	be, err := s.openBackend(ctx, c, cred)
 	if err != nil {
 		return nil, nil, nil, err
 	}

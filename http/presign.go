@@ -158,13 +158,18 @@ func connector(tx signet.Tx, team string) (*signet.Connector, *signet.Credential
 	return c, cred, err
 }
 
-// openBucket opens the driver for c, signing with its unsealed credential.
-func (s *Server) openBucket(ctx context.Context, c *signet.Connector, cred *signet.Credential) (*storage.Bucket, error) {
+// openBackend opens the driver for c, signing with its unsealed credential.
+func (s *Server) openBackend(ctx context.Context, c *signet.Connector, cred *signet.Credential) (driver.Backend, error) {
 	secret, err := s.openSecret(cred)
 	if err != nil {
 		return nil, err
 	}
-	be, err := s.backends(ctx, c, secret)
+	return s.backends(ctx, c, secret)
+}
+
+// openBucket opens the bucket of c, signing with its unsealed credential.
+func (s *Server) openBucket(ctx context.Context, c *signet.Connector, cred *signet.Credential) (*storage.Bucket, error) {
+	be, err := s.openBackend(ctx, c, cred)
 	if err != nil {
 		return nil, err
 	}

@@ -235,12 +235,8 @@ func (s *Server) withdrawAtStores(ctx context.Context, a signet.Actor, rev *sign
 		where := t.c.Endpoint + "\x00" + t.c.Options["account"] + "\x00" + t.c.Bucket
 		err, ok := done[where]
 		if !ok {
-			var secret map[string]string
 			var be driver.Backend
-			if secret, err = s.openSecret(t.cred); err == nil {
-				be, err = s.backends(ctx, t.c, secret)
-			}
-			if err == nil {
+			if be, err = s.openBackend(ctx, t.c, t.cred); err == nil {
 				if rot, ok := be.(accessPolicyRotator); ok && rot.Revocable() {
 					err = rot.RotateAccessPolicies(ctx)
 				} else {
@@ -261,11 +257,7 @@ func (s *Server) withdrawAtStores(ctx context.Context, a signet.Actor, rev *sign
 // signing with a role, the statement that denies the role's sessions
 // issued before rev.
 func (s *Server) denyOlderSessions(ctx context.Context, rev *signet.Revocation, c *signet.Connector, cred *signet.Credential) error {
-	secret, err := s.openSecret(cred)
-	var be driver.Backend
-	if err == nil {
-		be, err = s.backends(ctx, c, secret)
-	}
+	be, err := s.openBackend(ctx, c, cred)
 	if err == nil {
 		if sr, ok := be.(sessionRevoker); ok {
 			_, err = sr.ApplyRevocation(ctx, c.Team, rev.IssuedBefore)
