@@ -108,6 +108,16 @@ type AuditFilter struct {
 	Limit   int // at most this many; 0 means a default
 }
 
+// AuditPageLimit returns how many events a page of Tx.Audit or
+// UsageTx.IssuedGrants asked for with limit holds: 100 when limit is 0 or
+// less, never more than 1000.
+func AuditPageLimit(limit int) int {
+	if limit <= 0 {
+		return 100
+	}
+	return min(limit, 1000)
+}
+
 // Check returns an Invalid error if f cannot be answered exactly: a
 // KeyPrefix that ends inside a UTF-8 character, which a store keeping
 // text as UTF-8 cannot compare byte for byte with the keys it holds.

@@ -13,12 +13,6 @@ import (
 	"github.com/signetdev/signet"
 )
 
-// Audit query limits.
-const (
-	defaultAuditLimit = 100
-	maxAuditLimit     = 1000
-)
-
 // tx implements signet.Tx on a pgx transaction. It holds the context of
 // the Update or View call it belongs to, and does not outlive that call.
 //

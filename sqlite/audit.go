@@ -125,11 +125,7 @@ func (t *tx) Audit(f signet.AuditFilter) ([]*signet.AuditEvent, error) {
 	if f.Teams != nil && len(f.Teams) == 0 {
 		return nil, nil
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultAuditLimit
-	}
-	limit = min(limit, maxAuditLimit)
+	limit := signet.AuditPageLimit(f.Limit)
 	evs, err := t.auditPage(f, limit)
 	if err != nil {
 		return nil, t.fail(op, err, "", "")

@@ -11,12 +11,6 @@ import (
 	"github.com/signetdev/signet"
 )
 
-// Audit query limits.
-const (
-	defaultAuditLimit = 100
-	maxAuditLimit     = 1000
-)
-
 // tx implements signet.Tx on a database/sql transaction. Like sql.Tx it
 // holds the context of the Update or View call it belongs to, and it does
 // not outlive that call.

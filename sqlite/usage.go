@@ -88,11 +88,7 @@ func (t *tx) IssuedGrants(f signet.GrantFilter) ([]*signet.AuditEvent, error) {
 	if f.Teams != nil && len(f.Teams) == 0 {
 		return nil, nil
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultAuditLimit
-	}
-	limit = min(limit, maxAuditLimit)
+	limit := signet.AuditPageLimit(f.Limit)
 	var b strings.Builder
 	b.WriteString(auditQuery + " WHERE grant_id <> '' AND outcome = ? AND id > ?")
 	args := []any{signet.OutcomeAllowed, f.AfterID}
