@@ -119,23 +119,8 @@ func TestCpRecursiveDownloadS3(t *testing.T) {
 	big := make([]byte, 11<<20+3)
 	rand.Read(big)
 	files := map[string][]byte{"a.txt": []byte("alpha\n"), "sub/big.bin": big, "sub/ü x.txt": []byte("odd\n")}
-	src := filepath.Join(t.TempDir(), "run")
-	writeTree(t, src, files)
-	admin.must("cp", "-r", "-q", "--part-size", "5242880", "--resume-dir", t.TempDir(), src, "signet://ml/run/")
-
-	out := filepath.Join(t.TempDir(), "out")
+	out := cpTreeRoundTrip(t, admin, "ml", "S3", files)
 	s := decodeSummary(t, admin.must("cp", "-r", "--json", "signet://ml/run/", out))
-	if s.Copied != len(files) || s.Failed != 0 {
-		t.Fatalf("cp -r from S3: %+v", s)
-	}
-	for _, f := range s.Files {
-		rel := strings.TrimPrefix(f.Src, "signet://ml/run/")
-		got, _ := os.ReadFile(f.Dst)
-		if !f.Verified || f.SHA256 != hexSHA256(files[rel]) || !bytes.Equal(got, files[rel]) {
-			t.Errorf("%s: %+v; want the bytes, verified", rel, f)
-		}
-	}
-	s = decodeSummary(t, admin.must("cp", "-r", "--json", "signet://ml/run/", out))
 	if s.Copied != 0 || len(s.Skipped) != len(files) {
 		t.Errorf("rerun: %d copied, %d skipped; want all skipped", s.Copied, len(s.Skipped))
 	}
@@ -160,33 +145,42 @@ func TestCpRecursiveDownloadAzure(t *testing.T) {
 	big := make([]byte, 6<<20+5)
 	rand.Read(big)
 	files := map[string][]byte{"a.txt": []byte("alpha\n"), "sub/big.bin": big, "sub/ü x.txt": []byte("odd\n")}
-	src := filepath.Join(t.TempDir(), "run")
-	writeTree(t, src, files)
-	admin.must("cp", "-r", "-q", "--part-size", "5242880", "--resume-dir", t.TempDir(), src, "signet://cv/run/")
-
-	out := filepath.Join(t.TempDir(), "out")
-	s := decodeSummary(t, admin.must("cp", "-r", "--json", "signet://cv/run/", out))
-	if s.Copied != len(files) || s.Failed != 0 {
-		t.Fatalf("cp -r from Azurite: %+v", s)
-	}
-	for _, f := range s.Files {
-		rel := strings.TrimPrefix(f.Src, "signet://cv/run/")
-		got, _ := os.ReadFile(f.Dst)
-		if !f.Verified || f.SHA256 != hexSHA256(files[rel]) || !bytes.Equal(got, files[rel]) {
-			t.Errorf("%s: %+v; want the bytes, verified", rel, f)
-		}
-	}
+	out := cpTreeRoundTrip(t, admin, "cv", "Azurite", files)
 	// Same size, other bytes, and the object's time: only the checksum
 	// the listing carries tells it apart.
 	a := filepath.Join(out, "a.txt")
 	fi, _ := os.Stat(a)
 	os.WriteFile(a, []byte("ALPHA\n"), 0o600)
 	os.Chtimes(a, fi.ModTime(), fi.ModTime())
-	s = decodeSummary(t, admin.must("cp", "-r", "--json", "signet://cv/run/", out))
+	s := decodeSummary(t, admin.must("cp", "-r", "--json", "signet://cv/run/", out))
 	if s.Copied != 1 || len(s.Skipped) != len(files)-1 {
 		t.Errorf("rerun: %d copied, %d skipped; want only the changed file copied", s.Copied, len(s.Skipped))
 	}
 	if got, _ := os.ReadFile(a); !bytes.Equal(got, files["a.txt"]) {
 		t.Error("the changed file was not restored")
 	}
+}
+
+// cpTreeRoundTrip copies files up below signet://team/run/ with cp -r
+// (in 5 MiB parts) and back down into a new folder, which it returns,
+// failing unless every file comes back with its bytes, verified.
+func cpTreeRoundTrip(t *testing.T, admin cli, team, store string, files map[string][]byte) string {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "run")
+	writeTree(t, src, files)
+	admin.must("cp", "-r", "-q", "--part-size", "5242880", "--resume-dir", t.TempDir(), src, "signet://"+team+"/run/")
+
+	out := filepath.Join(t.TempDir(), "out")
+	s := decodeSummary(t, admin.must("cp", "-r", "--json", "signet://"+team+"/run/", out))
+	if s.Copied != len(files) || s.Failed != 0 {
+		t.Fatalf("cp -r from %s: %+v", store, s)
+	}
+	for _, f := range s.Files {
+		rel := strings.TrimPrefix(f.Src, "signet://"+team+"/run/")
+		got, _ := os.ReadFile(f.Dst)
+		if !f.Verified || f.SHA256 != hexSHA256(files[rel]) || !bytes.Equal(got, files[rel]) {
+			t.Errorf("%s: %+v; want the bytes, verified", rel, f)
+		}
+	}
+	return out
 }
