@@ -1,15 +1,13 @@
 package azureblob
 
 import (
-	"context"
 	"errors"
-	"io"
-	"net"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/storage/driver"
 )
 
 // storeError translates an error of the azblob SDK into a *signet.Error,
@@ -55,24 +53,13 @@ func storeCode(err error) signet.Code {
 		case bloberror.ServerBusy, bloberror.InternalError, bloberror.OperationTimedOut:
 			return signet.Unavailable
 		}
-		switch st := re.StatusCode; {
-		case st == 404:
-			return signet.NotFound
-		case st == 401 || st == 403:
-			return signet.PermissionDenied
-		case st == 409 || st == 412:
-			return signet.Conflict
-		case st == 429 || st >= 500:
-			return signet.Unavailable
-		case st >= 400:
-			return signet.Invalid
+		if c := driver.StatusCode(re.StatusCode); c != "" {
+			return c
 		}
 	}
 	// No answer: the store could not be reached, or the answer was cut
 	// short.
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	if driver.NoAnswer(err) {
 		return signet.Unavailable
 	}
 	return signet.Internal

@@ -1,16 +1,15 @@
 package gcsblob
 
 import (
-	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/storage/driver"
 )
 
 // storeErr is an XML API error answer: its status and <Code>. It holds
@@ -116,23 +115,12 @@ func storeCode(err error) signet.Code {
 		case "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout":
 			return signet.Unavailable
 		}
-		switch st := se.Status; {
-		case st == 404:
-			return signet.NotFound
-		case st == 401 || st == 403:
-			return signet.PermissionDenied
-		case st == 409 || st == 412:
-			return signet.Conflict
-		case st == 429 || st >= 500:
-			return signet.Unavailable
-		case st >= 400:
-			return signet.Invalid
+		if c := driver.StatusCode(se.Status); c != "" {
+			return c
 		}
 	}
 	var te *transportErr
-	var ne net.Error
-	if errors.As(err, &te) || errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	if errors.As(err, &te) || driver.NoAnswer(err) {
 		return signet.Unavailable
 	}
 	return signet.Internal

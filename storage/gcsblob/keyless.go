@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/storage/driver"
 )
 
 // Keyless signing.
@@ -173,9 +173,7 @@ func signBlobError(op string, err error) error {
 		}
 		return signet.E(op, signet.Unavailable, "cannot get an access token for signBlob; try again", tokenError(re))
 	}
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
-		errors.Is(err, io.ErrUnexpectedEOF) {
+	if driver.NoAnswer(err) {
 		return signet.E(op, signet.Unavailable, "cannot reach the IAM Credentials API; try again", err)
 	}
 	return signet.E(op, signet.Unavailable, "signBlob failed", err)

@@ -1,16 +1,14 @@
 package s3blob
 
 import (
-	"context"
 	"errors"
-	"io"
-	"net"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/storage/driver"
 )
 
 // storeError translates an error of the AWS SDK into a *signet.Error, once,
@@ -54,25 +52,14 @@ func storeCode(err error) signet.Code {
 	}
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) {
-		switch st := re.HTTPStatusCode(); {
-		case st == 404:
-			return signet.NotFound
-		case st == 401 || st == 403:
-			return signet.PermissionDenied
-		case st == 409 || st == 412:
-			return signet.Conflict
-		case st == 429 || st >= 500:
-			return signet.Unavailable
-		case st >= 400:
-			return signet.Invalid
+		if c := driver.StatusCode(re.HTTPStatusCode()); c != "" {
+			return c
 		}
 	}
 	// No answer: the store or STS could not be reached, or the answer was
 	// cut short.
-	var ne net.Error
 	var se *smithyhttp.RequestSendError
-	if errors.As(err, &ne) || errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	if errors.As(err, &se) || driver.NoAnswer(err) {
 		return signet.Unavailable
 	}
 	return signet.Internal
