@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/internal/testpeer"
 )
 
 // MustRunMain starts a real signet server on 127.0.0.1:0 with a temporary
@@ -31,6 +32,31 @@ func MustRunMain(tb testing.TB) (*Main, string) {
 		tb.Fatalf("reading admin token: %v", err)
 	}
 	return m, strings.TrimSpace(string(b))
+}
+
+// mustRunReplicas starts n signet servers on one PostgreSQL database and
+// one data directory (so they share the local store and its keys), the
+// first with the dev bootstrap, and returns them with the admin token.
+func mustRunReplicas(tb testing.TB, n int) ([]*Main, string) {
+	tb.Helper()
+	url := testpeer.PostgresURL(tb)
+	dir := tb.TempDir()
+	mains := make([]*Main, n)
+	for i := range mains {
+		cfg := DefaultConfig()
+		cfg.Addr, cfg.DataDir, cfg.DB = "127.0.0.1:0", dir, url
+		mains[i] = &Main{Config: cfg, Dev: i == 0}
+		// One after the other: only the first bootstraps.
+		if err := mains[i].Run(context.Background()); err != nil {
+			tb.Fatalf("replica %d: %v", i, err)
+		}
+		tb.Cleanup(func() { mains[i].Close() })
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "admin-token"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return mains, strings.TrimSpace(string(b))
 }
 
 // cli runs the signet CLI in process against m with token.

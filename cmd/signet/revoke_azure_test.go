@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -192,24 +190,8 @@ func TestRevokeAzure(t *testing.T) {
 // ones once it has seen the revocation (within RevocationMaxStale).
 func TestRevokeAzureReplicas(t *testing.T) {
 	peer := testpeer.Azurite(t)
-	url := testpeer.PostgresURL(t)
 	name := peer.Container(t)
-	dir := t.TempDir()
-	mains := make([]*Main, 2)
-	for i := range mains {
-		cfg := DefaultConfig()
-		cfg.Addr, cfg.DataDir, cfg.DB = "127.0.0.1:0", dir, url
-		mains[i] = &Main{Config: cfg, Dev: i == 0}
-		if err := mains[i].Run(context.Background()); err != nil {
-			t.Fatalf("replica %d: %v", i, err)
-		}
-		t.Cleanup(func() { mains[i].Close() })
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "admin-token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(b))
+	mains, token := mustRunReplicas(t, 2)
 	r1 := cli{tb: t, addr: mains[0].URL(), token: token}
 	r2 := cli{tb: t, addr: mains[1].URL(), token: token}
 	r1.must("team", "create", "cv")

@@ -1,18 +1,14 @@
 package main
 
 import (
-	"context"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/signetdev/signet"
-	"github.com/signetdev/signet/internal/testpeer"
 )
 
 // TestRevokeReplicas runs two replicas on one PostgreSQL database and one
@@ -21,24 +17,7 @@ import (
 // 2 within the propagation bound (RevocationMaxStale), which the test
 // measures.
 func TestRevokeReplicas(t *testing.T) {
-	url := testpeer.PostgresURL(t)
-	dir := t.TempDir()
-	mains := make([]*Main, 2)
-	for i := range mains {
-		cfg := DefaultConfig()
-		cfg.Addr, cfg.DataDir, cfg.DB = "127.0.0.1:0", dir, url
-		mains[i] = &Main{Config: cfg, Dev: i == 0}
-		// One after the other: only the first bootstraps.
-		if err := mains[i].Run(context.Background()); err != nil {
-			t.Fatalf("replica %d: %v", i, err)
-		}
-		t.Cleanup(func() { mains[i].Close() })
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "admin-token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(b))
+	mains, token := mustRunReplicas(t, 2)
 	a := cli{tb: t, addr: mains[0].URL(), token: token}
 	a.must("team", "create", "ml")
 	a.must("connector", "set", "ml", "--backend", "local")
