@@ -88,6 +88,23 @@ type UsageEvent struct {
 	IngestedAt    time.Time `json:"ingested_at"`
 }
 
+// CheckUsageEvents returns an Invalid error, with op, unless every event
+// can be stored: not nil, with a Time, Source and GrantID, and byte counts
+// that are not negative.
+func CheckUsageEvents(op string, events []*UsageEvent) error {
+	for _, e := range events {
+		switch {
+		case e == nil:
+			return E(op, Invalid, "usage event is nil", nil)
+		case e.Time.IsZero() || e.Source == "" || e.GrantID == "":
+			return E(op, Invalid, "usage event needs a time, a source and a grant id", nil)
+		case e.BytesSent < 0 || e.BytesReceived < 0:
+			return E(op, Invalid, "usage event byte counts cannot be negative", nil)
+		}
+	}
+	return nil
+}
+
 // Succeeded reports whether the store served the request (a 1xx, 2xx or
 // 3xx status): a use of the URL rather than a refused attempt.
 func (e *UsageEvent) Succeeded() bool { return e.Status >= 100 && e.Status < 400 }

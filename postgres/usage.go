@@ -35,15 +35,11 @@ func (t *tx) AppendUsage(events ...*signet.UsageEvent) (int, error) {
 	if err := t.writable(op); err != nil {
 		return 0, err
 	}
+	if err := signet.CheckUsageEvents(op, events); err != nil {
+		return 0, err
+	}
 	for _, e := range events {
-		switch {
-		case e == nil:
-			return 0, invalid(op, "usage event is nil")
-		case e.Time.IsZero() || e.Source == "" || e.GrantID == "":
-			return 0, invalid(op, "usage event needs a time, a source and a grant id")
-		case e.BytesSent < 0 || e.BytesReceived < 0:
-			return 0, invalid(op, "usage event byte counts cannot be negative")
-		case e.Status < -1<<31 || e.Status > 1<<31-1:
+		if e.Status < -1<<31 || e.Status > 1<<31-1 { // the column is an integer
 			return 0, invalid(op, "usage event status is out of range")
 		}
 	}

@@ -31,8 +31,8 @@ func (t *tx) AppendUsage(events ...*signet.UsageEvent) (int, error) {
 	if err := t.writable(op); err != nil {
 		return 0, err
 	}
-	if err := validUsage(events); err != nil {
-		return 0, signet.E(op, signet.Invalid, err.Error(), nil)
+	if err := signet.CheckUsageEvents(op, events); err != nil {
+		return 0, err
 	}
 	if len(events) == 0 {
 		return 0, nil
@@ -63,21 +63,6 @@ func (t *tx) AppendUsage(events ...*signet.UsageEvent) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// validUsage checks what the schema requires of events.
-func validUsage(events []*signet.UsageEvent) error {
-	for _, e := range events {
-		switch {
-		case e == nil:
-			return errors.New("usage event is nil")
-		case e.Time.IsZero() || e.Source == "" || e.GrantID == "":
-			return errors.New("usage event needs a time, a source and a grant id")
-		case e.BytesSent < 0 || e.BytesReceived < 0:
-			return errors.New("usage event byte counts cannot be negative")
-		}
-	}
-	return nil
 }
 
 // IssuedGrants returns at most f.Limit allowed audit events with a grant
