@@ -250,67 +250,17 @@ func split(s *string) []string {
 }
 
 // probeCORS asks the store what a browser at each origin may do with a
-// blob below the prefix: a preflight per method (PUT with x-ms-blob-type),
-// and an unsigned GET whose (error) answer shows the exposed headers. It
-// sends no credentials and changes nothing.
+// blob below the prefix (see driver.CORSProbe), its PUT sending
+// x-ms-blob-type.
 func (b *Backend) probeCORS(ctx context.Context, origins []string) ([]string, error) {
-	u := string(b.blobURL(nil, b.prefix+"signet-doctor-cors-probe"))
-	client := b.httpc
-	if client == nil {
-		client = http.DefaultClient
+	p := driver.CORSProbe{
+		Client:     b.httpc,
+		URL:        string(b.blobURL(nil, b.prefix+"signet-doctor-cors-probe")),
+		PutHeader:  BlobTypeHeader,
+		PutRefused: "(x-ms-* request headers not allowed)",
+		Match:      headerMatches,
 	}
-	send := func(method, origin, preflight string) (http.Header, int, error) {
-		req, err := http.NewRequestWithContext(ctx, method, u, nil)
-		if err != nil {
-			return nil, 0, err
-		}
-		req.Header.Set("Origin", origin)
-		if preflight != "" {
-			req.Header.Set("Access-Control-Request-Method", preflight)
-			if preflight == http.MethodPut {
-				req.Header.Set("Access-Control-Request-Headers", BlobTypeHeader)
-			}
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, 0, err
-		}
-		resp.Body.Close()
-		return resp.Header, resp.StatusCode, nil
-	}
-	listed := func(h http.Header, name, want string) bool {
-		return slices.ContainsFunc(strings.Split(h.Get(name), ","), func(a string) bool {
-			a = strings.TrimSpace(a)
-			return a == "*" || headerMatches(a, want)
-		})
-	}
-	var missing []string
-	for _, o := range origins {
-		probe := o
-		if o == "*" {
-			probe = "https://signet-doctor.invalid"
-		}
-		for _, m := range []string{"GET", "HEAD", "PUT"} {
-			h, st, err := send(http.MethodOptions, probe, m)
-			if err != nil {
-				return nil, err
-			}
-			allowOrigin := h.Get("Access-Control-Allow-Origin")
-			if st/100 != 2 || (allowOrigin != "*" && !strings.EqualFold(allowOrigin, probe)) || !listed(h, "Access-Control-Allow-Methods", m) {
-				missing = append(missing, o+" "+m)
-			} else if m == http.MethodPut && !listed(h, "Access-Control-Allow-Headers", BlobTypeHeader) {
-				missing = append(missing, o+" (x-ms-* request headers not allowed)")
-			}
-		}
-		h, _, err := send(http.MethodGet, probe, "")
-		if err != nil {
-			return nil, err
-		}
-		if !listed(h, "Access-Control-Expose-Headers", "ETag") {
-			missing = append(missing, o+" (ETag not exposed)")
-		}
-	}
-	return missing, nil
+	return p.Missing(ctx, origins)
 }
 
 // checkEncryption: Azure Storage encrypts everything at rest; which key

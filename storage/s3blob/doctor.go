@@ -183,59 +183,13 @@ func corsMissing(rules []types.CORSRule, origins []string) []string {
 }
 
 // probeCORS asks the store what a browser at each origin may do with an
-// object below the prefix: a preflight per method, and an unsigned GET
-// whose (error) answer shows the exposed headers. It sends no credentials
-// and changes nothing.
+// object below the prefix (see driver.CORSProbe).
 func (b *Backend) probeCORS(ctx context.Context, origins []string) ([]string, error) {
-	u := b.scheme + "://" + b.host + b.basePath + "/" + string(appendPathEscaped(nil, b.prefix+"signet-doctor-cors-probe"))
-	send := func(method, origin, preflight string) (http.Header, int, error) {
-		req, err := http.NewRequestWithContext(ctx, method, u, nil)
-		if err != nil {
-			return nil, 0, err
-		}
-		req.Header.Set("Origin", origin)
-		if preflight != "" {
-			req.Header.Set("Access-Control-Request-Method", preflight)
-		}
-		resp, err := b.httpClient().Do(req)
-		if err != nil {
-			return nil, 0, err
-		}
-		resp.Body.Close()
-		return resp.Header, resp.StatusCode, nil
+	p := driver.CORSProbe{
+		Client: b.httpClient(),
+		URL:    b.scheme + "://" + b.host + b.basePath + "/" + string(appendPathEscaped(nil, b.prefix+"signet-doctor-cors-probe")),
 	}
-	var missing []string
-	for _, o := range origins {
-		probe := o
-		if o == "*" {
-			probe = "https://signet-doctor.invalid"
-		}
-		for _, m := range []string{"GET", "HEAD", "PUT"} {
-			h, st, err := send(http.MethodOptions, probe, m)
-			if err != nil {
-				return nil, err
-			}
-			allowOrigin := h.Get("Access-Control-Allow-Origin")
-			if st/100 != 2 || (allowOrigin != "*" && !strings.EqualFold(allowOrigin, probe)) ||
-				!slices.ContainsFunc(strings.Split(h.Get("Access-Control-Allow-Methods"), ","), func(a string) bool {
-					a = strings.TrimSpace(a)
-					return strings.EqualFold(a, m) || a == "*"
-				}) {
-				missing = append(missing, o+" "+m)
-			}
-		}
-		h, _, err := send(http.MethodGet, probe, "")
-		if err != nil {
-			return nil, err
-		}
-		if !slices.ContainsFunc(strings.Split(h.Get("Access-Control-Expose-Headers"), ","), func(e string) bool {
-			e = strings.TrimSpace(e)
-			return strings.EqualFold(e, "ETag") || e == "*"
-		}) {
-			missing = append(missing, o+" (ETag not exposed)")
-		}
-	}
-	return missing, nil
+	return p.Missing(ctx, origins)
 }
 
 func (b *Backend) httpClient() *http.Client {
