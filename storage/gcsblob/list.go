@@ -1,7 +1,6 @@
 package gcsblob
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"io"
@@ -52,7 +51,7 @@ func (b *Backend) List(ctx context.Context, bucket string, o *driver.ListOptions
 	if o.Cursor != "" {
 		q = append(q, param{"marker", o.Cursor})
 	}
-	resp, err := b.callBucket(ctx, q)
+	resp, err := b.callPath(ctx, http.MethodGet, b.basePath, q, nil, nil)
 	if err != nil {
 		return nil, storeError(op, "cannot list the bucket", err)
 	}
@@ -99,29 +98,6 @@ func (b *Backend) List(ctx context.Context, bucket string, o *driver.ListOptions
 		}
 	}
 	return page, nil
-}
-
-// callBucket sends a signed GET for the bucket itself (its listing).
-func (b *Backend) callBucket(ctx context.Context, query []param) (*http.Response, error) {
-	r := &request{method: http.MethodGet, host: b.host, path: b.basePath, query: query,
-		time: b.now(), expires: int64(controlExpiry / time.Second)}
-	s, err := b.signer.presign(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.url(r.path, s.query), bytes.NewReader(nil))
-	if err != nil {
-		return nil, err
-	}
-	resp, err := b.client.Do(req)
-	if err != nil {
-		return nil, &transportErr{cause: unwrapURLError(err)}
-	}
-	if resp.StatusCode >= 300 {
-		defer resp.Body.Close()
-		return nil, readStoreErr(resp)
-	}
-	return resp, nil
 }
 
 // Stat implements driver.Stater with a signed HEAD of the object. SHA256

@@ -18,11 +18,18 @@ import (
 	"github.com/signetdev/signet/storage/driver"
 )
 
-// call sends one control-plane request to the XML API, signed like a URL
-// (the same signer, controlExpiry), and returns the answer when its status
-// is below 300. Other answers become a *storeErr, which storeError maps.
+// call sends one control-plane request for the object key to the XML
+// API, signed like a URL (the same signer, controlExpiry), and returns the
+// answer when its status is below 300. Other answers become a *storeErr,
+// which storeError maps.
 func (b *Backend) call(ctx context.Context, method, key string, query, headers []param, body []byte) (*http.Response, error) {
-	r := &request{method: method, host: b.host, path: b.objectPath(key), query: query, headers: headers,
+	return b.callPath(ctx, method, b.objectPath(key), query, headers, body)
+}
+
+// callPath is call for any escaped path: b.basePath is the bucket itself
+// (its listing).
+func (b *Backend) callPath(ctx context.Context, method, path string, query, headers []param, body []byte) (*http.Response, error) {
+	r := &request{method: method, host: b.host, path: path, query: query, headers: headers,
 		time: b.now(), expires: int64(controlExpiry / time.Second)}
 	s, err := b.signer.presign(ctx, r)
 	if err != nil {
