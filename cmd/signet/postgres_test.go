@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/signetdev/signet/internal/atomicfile"
 	"github.com/signetdev/signet/internal/testpeer"
 )
 
@@ -63,7 +64,7 @@ func TestPostgresReplicas(t *testing.T) {
 			t.Errorf("the saved token is not the printed one")
 		}
 	}
-	leftovers, _ := filepath.Glob(filepath.Join(dir, ".admin-token-*"))
+	leftovers, _ := filepath.Glob(filepath.Join(dir, atomicfile.TempPrefix+"admin-token*"))
 	if len(leftovers) != 0 {
 		t.Errorf("temporary token files left behind: %v", leftovers)
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/internal/atomicfile"
 )
 
 // loadSealer returns the sealer for stored credentials. The key comes from
@@ -32,7 +33,7 @@ func loadSealer(cfg Config, getenv func(string) string) (*signet.Sealer, error) 
 	if errors.Is(err, fs.ErrNotExist) {
 		key := make([]byte, 32)
 		rand.Read(key)
-		if err := writeSecretFile(path, hex.EncodeToString(key)+"\n"); err != nil {
+		if err := atomicfile.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
 			return nil, fmt.Errorf("creating secret key file: %w", err)
 		}
 		return signet.NewSealer(key)

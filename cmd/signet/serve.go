@@ -20,6 +20,7 @@ import (
 	"github.com/signetdev/signet/auditlog"
 	"github.com/signetdev/signet/auditsink"
 	sighttp "github.com/signetdev/signet/http"
+	"github.com/signetdev/signet/internal/atomicfile"
 	"github.com/signetdev/signet/postgres"
 	"github.com/signetdev/signet/sqlite"
 	"github.com/signetdev/signet/storage/fileblob"
@@ -256,7 +257,7 @@ func Bootstrap(ctx context.Context, store signet.Store, dataDir string, dev bool
 	// another one sharing the data directory never touches the winner's
 	// file, and a crash in between leaves the token in the temporary file.
 	tokenPath := filepath.Join(dataDir, "admin-token")
-	tmp, err := writeTempSecret(tokenPath, token+"\n")
+	tmp, err := atomicfile.WriteTemp(tokenPath, []byte(token+"\n"), 0o600)
 	if err != nil {
 		return "", err
 	}
@@ -304,49 +305,6 @@ func Bootstrap(ctx context.Context, store signet.Store, dataDir string, dev bool
 }
 
 var errAlreadyBootstrapped = errors.New("already bootstrapped")
-
-// writeSecretFile writes data to path with mode 0600, atomically.
-func writeSecretFile(path, data string) error {
-	tmp, err := writeTempSecret(path, data)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
-}
-
-// writeTempSecret writes data, fsynced and with mode 0600, to a new
-// temporary file beside path and returns its name.
-func writeTempSecret(path, data string) (string, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return "", err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return "", err
-	}
-	if _, err := tmp.WriteString(data); err != nil {
-		return "", err
-	}
-	if err := tmp.Sync(); err != nil {
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	ok = true
-	return tmp.Name(), nil
-}
 
 // clientIPResolver parses the trusted proxy networks. A network with host
 // bits set is refused rather than silently widened.

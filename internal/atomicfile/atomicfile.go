@@ -11,15 +11,28 @@ import (
 const TempPrefix = "."
 
 // WriteFile replaces path with data: it writes a temporary file in the
-// same directory (named TempPrefix + base + ".*.tmp", mode perm), syncs
-// it, renames it over path and syncs the directory. After a crash, path
-// holds either the old or the new bytes; a temporary file may be left
-// behind, never a torn path.
-func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, TempPrefix+filepath.Base(path)+".*.tmp")
+// same directory (WriteTemp), renames it over path and syncs the
+// directory. After a crash, path holds either the old or the new bytes; a
+// temporary file may be left behind, never a torn path.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	tmp, err := WriteTemp(path, data, perm)
 	if err != nil {
 		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// WriteTemp writes data, synced and with mode perm, to a new temporary
+// file beside path (named TempPrefix + base + ".*.tmp") and returns its
+// name, for a caller that renames it over path later.
+func WriteTemp(path string, data []byte, perm os.FileMode) (name string, err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), TempPrefix+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return "", err
 	}
 	defer func() {
 		if err != nil {
@@ -28,21 +41,18 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 		}
 	}()
 	if err = f.Chmod(perm); err != nil {
-		return err
+		return "", err
 	}
 	if _, err = f.Write(data); err != nil {
-		return err
+		return "", err
 	}
 	if err = f.Sync(); err != nil {
-		return err
+		return "", err
 	}
 	if err = f.Close(); err != nil {
-		return err
+		return "", err
 	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return SyncDir(dir)
+	return f.Name(), nil
 }
 
 // SyncDir makes the creations, renames and removals in dir durable.
