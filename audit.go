@@ -108,6 +108,17 @@ type AuditFilter struct {
 	Limit   int // at most this many; 0 means a default
 }
 
+// CheckAuditEvents returns an Invalid error, with op, unless every event
+// can be appended: not nil, with an Action and an Outcome.
+func CheckAuditEvents(op string, events []*AuditEvent) error {
+	for _, e := range events {
+		if e == nil || e.Action == "" || e.Outcome == "" {
+			return E(op, Invalid, "audit event needs an action and an outcome", nil)
+		}
+	}
+	return nil
+}
+
 // AuditPageLimit returns how many events a page of Tx.Audit or
 // UsageTx.IssuedGrants asked for with limit holds: 100 when limit is 0 or
 // less, never more than 1000.

@@ -91,10 +91,8 @@ func (t *tx) AppendAudit(events ...*signet.AuditEvent) error {
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	for _, e := range events {
-		if e == nil || e.Action == "" || e.Outcome == "" {
-			return invalid(op, "audit event needs an action and an outcome")
-		}
+	if err := signet.CheckAuditEvents(op, events); err != nil {
+		return err
 	}
 	if len(events) == 0 {
 		return nil
