@@ -190,13 +190,20 @@ func (g *cacheGen) putKey(id string, e *keyEntry) *keyEntry {
 	if prev, ok := g.keys[id]; ok {
 		return prev
 	}
-	if len(g.keys) < maxCacheEntries {
-		if g.keys == nil {
-			g.keys = map[string]*keyEntry{}
-		}
-		g.keys[id] = e
-	}
+	put(&g.keys, id, e)
 	return e
+}
+
+// put sets m[k] = v, making m if needed, unless m already holds
+// maxCacheEntries. The caller holds the generation's lock.
+func put[V any](m *map[string]V, k string, v V) {
+	if len(*m) >= maxCacheEntries {
+		return
+	}
+	if *m == nil {
+		*m = map[string]V{}
+	}
+	(*m)[k] = v
 }
 
 // roles returns the user's role in each of their teams, and whether the
@@ -221,12 +228,7 @@ func (g *cacheGen) putRoles(user string, ms []*signet.Member) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.members) < maxCacheEntries {
-		if g.members == nil {
-			g.members = map[string]map[string]signet.Role{}
-		}
-		g.members[user] = m
-	}
+	put(&g.members, user, m)
 }
 
 func (g *cacheGen) team(name string) *teamEntry {
@@ -244,12 +246,7 @@ func (g *cacheGen) putTeam(name string, e *teamEntry) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.teams) < maxCacheEntries {
-		if g.teams == nil {
-			g.teams = map[string]*teamEntry{}
-		}
-		g.teams[name] = e
-	}
+	put(&g.teams, name, e)
 }
 
 // genOf returns the generation the request was authenticated in.
