@@ -79,6 +79,12 @@ func signErr(b *s3blob.Backend, cfg s3blob.Config, method, key string, edit func
 // with an empty value are not sent; Content-Length comes from the body.
 func do(t *testing.T, method, rawURL string, headers map[string]string, body []byte) (int, []byte, http.Header) {
 	t.Helper()
+	return doWith(t, http.DefaultClient, method, rawURL, headers, body)
+}
+
+// doWith is do with client c.
+func doWith(t *testing.T, c *http.Client, method, rawURL string, headers map[string]string, body []byte) (int, []byte, http.Header) {
+	t.Helper()
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -92,7 +98,7 @@ func do(t *testing.T, method, rawURL string, headers map[string]string, body []b
 			req.Header.Set(k, v)
 		}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("%s: %v", method, err)
 	}

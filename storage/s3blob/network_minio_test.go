@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"reflect"
@@ -44,26 +43,8 @@ func clientFrom(t *testing.T, src string) *http.Client {
 // are not sent) and answers the status and body.
 func doFrom(t *testing.T, src, method, rawURL string, headers map[string]string, body []byte) (int, []byte) {
 	t.Helper()
-	var r io.Reader
-	if body != nil {
-		r = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, rawURL, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range headers {
-		if v != "" && !strings.EqualFold(k, "Content-Length") {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := clientFrom(t, src).Do(req)
-	if err != nil {
-		t.Fatalf("%s from %s: %v", method, src, err)
-	}
-	defer resp.Body.Close()
-	got, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, got
+	st, got, _ := doWith(t, clientFrom(t, src), method, rawURL, headers, body)
+	return st, got
 }
 
 // TestSessionPolicyNetworks signs with a role session whose policy allows
