@@ -55,26 +55,7 @@ func TestFakeGCSFlow(t *testing.T) {
 	}
 	do := func(u *driver.SignedURL, h map[string]string, body []byte) (int, []byte, http.Header) {
 		t.Helper()
-		var r io.Reader
-		if body != nil {
-			r = bytes.NewReader(body)
-		}
-		req, err := http.NewRequest(u.Method, u.URL, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, v := range h {
-			if k != "Content-Length" {
-				req.Header.Set(k, v)
-			}
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, data, resp.Header
+		return send(t, u.Method, u.URL, h, body)
 	}
 
 	const key = "dir/a b%2e+ü&x.bin"
@@ -123,4 +104,30 @@ func TestFakeGCSFlow(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || meta.Name != "team/"+key || meta.Size != "70000" {
 		t.Errorf("JSON API metadata of the object: %d %+v; want the name %q and size 70000", resp.StatusCode, meta, "team/"+key)
 	}
+}
+
+// send sends a request with a plain client holding no credentials. The
+// headers are sent as given but Content-Length, which comes from the body.
+func send(t *testing.T, method, rawURL string, h map[string]string, body []byte) (int, []byte, http.Header) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, rawURL, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		if k != "Content-Length" {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, data, resp.Header
 }
