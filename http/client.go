@@ -44,20 +44,25 @@ func (c *Client) httpClient() *http.Client {
 }
 
 func (c *Client) request(ctx context.Context, method, path string, in any) (*http.Response, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, err
-		}
-		body = bytes.NewReader(b)
+	if in == nil {
+		return c.send(ctx, method, path, "", nil)
 	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	return c.send(ctx, method, path, "application/json", bytes.NewReader(b))
+}
+
+// send sends body (of type ctype, when not empty) and returns the answer,
+// or the server's problem as an error.
+func (c *Client) send(ctx context.Context, method, path, ctype string, body io.Reader) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.Addr+path, body)
 	if err != nil {
 		return nil, signet.E("client", signet.Invalid, "bad server address "+strconv.Quote(c.Addr), err)
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
 	if c.UserAgent != "" {

@@ -72,23 +72,11 @@ func (c *Client) Ingest(ctx context.Context, source string, body io.Reader) (*In
 	default:
 		return nil, signet.Errorf(signet.Invalid, "unknown usage source %q", source)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Addr+"/v1/ingest/"+source, body)
+	resp, err := c.send(ctx, http.MethodPost, "/v1/ingest/"+source, ctype, body)
 	if err != nil {
-		return nil, signet.E("client", signet.Invalid, "bad server address "+strconv.Quote(c.Addr), err)
-	}
-	req.Header.Set("Content-Type", ctype)
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	if c.UserAgent != "" {
-		req.Header.Set("User-Agent", c.UserAgent)
-	}
-	resp, err := c.httpClient().Do(req)
-	if err != nil {
-		return nil, signet.E("client", signet.Unavailable, "cannot reach signet at "+c.Addr, err)
+		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return nil, readProblem(resp)
-	}
 	var out IngestResult
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		return nil, signet.E("client", signet.Internal, "malformed answer from server", err)
