@@ -71,25 +71,7 @@ func TestUploadEmptyUnbindable(t *testing.T) {
 	ts.Config.Handler = sighttp.NewServer(sighttp.Config{Store: db, Backends: backends, Blob: blob})
 	ts.Start()
 	defer ts.Close()
-	token, id, hash := signet.NewAPIKeyToken()
-	err = db.Update(ctx, func(tx signet.Tx) error {
-		if err := tx.CreateUser(&signet.User{Name: "alice", Admin: true}); err != nil {
-			return err
-		}
-		if err := tx.CreateAPIKey(&signet.APIKey{ID: id, User: "alice", Hash: hash}); err != nil {
-			return err
-		}
-		if err := tx.CreateTeam(&signet.Team{Name: "t"}); err != nil {
-			return err
-		}
-		if err := tx.SetMember(&signet.Member{Team: "t", User: "alice", Role: signet.RoleAdmin}); err != nil {
-			return err
-		}
-		return tx.SetConnector(&signet.Connector{Team: "t", Backend: signet.BackendLocal, Bucket: "t"})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	token := seed(t, db, &signet.Connector{Team: "t", Backend: signet.BackendLocal, Bucket: "t"})
 	c := sighttp.NewClient(ts.URL, token)
 	stuff := &stuffPUT{base: http.DefaultTransport}
 	o := &transfer.Options{HTTP: &http.Client{Transport: stuff}}

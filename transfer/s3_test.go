@@ -110,25 +110,7 @@ func newS3Env(t *testing.T) *s3Env {
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 
-	token, id, hash := signet.NewAPIKeyToken()
-	err = db.Update(ctx, func(tx signet.Tx) error {
-		if err := tx.CreateUser(&signet.User{Name: "alice", Admin: true}); err != nil {
-			return err
-		}
-		if err := tx.CreateAPIKey(&signet.APIKey{ID: id, User: "alice", Hash: hash}); err != nil {
-			return err
-		}
-		if err := tx.CreateTeam(&signet.Team{Name: team}); err != nil {
-			return err
-		}
-		if err := tx.SetMember(&signet.Member{Team: team, User: "alice", Role: signet.RoleAdmin}); err != nil {
-			return err
-		}
-		return tx.SetConnector(conn)
-	})
-	if err != nil {
-		t.Fatalf("seeding the store: %v", err)
-	}
+	token := seed(t, db, conn)
 
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.DisableCompression = true

@@ -130,25 +130,7 @@ func newEnv(tb testing.TB) *env {
 	ts.Start()
 	tb.Cleanup(ts.Close)
 
-	token, id, hash := signet.NewAPIKeyToken()
-	err = db.Update(ctx, func(tx signet.Tx) error {
-		if err := tx.CreateUser(&signet.User{Name: "alice", Admin: true}); err != nil {
-			return err
-		}
-		if err := tx.CreateAPIKey(&signet.APIKey{ID: id, User: "alice", Hash: hash}); err != nil {
-			return err
-		}
-		if err := tx.CreateTeam(&signet.Team{Name: team}); err != nil {
-			return err
-		}
-		if err := tx.SetMember(&signet.Member{Team: team, User: "alice", Role: signet.RoleAdmin}); err != nil {
-			return err
-		}
-		return tx.SetConnector(&signet.Connector{Team: team, Backend: signet.BackendLocal, Bucket: team})
-	})
-	if err != nil {
-		tb.Fatalf("seeding the store: %v", err)
-	}
+	token := seed(tb, db, &signet.Connector{Team: team, Backend: signet.BackendLocal, Bucket: team})
 
 	rt := http.DefaultTransport.(*http.Transport).Clone()
 	rt.DisableCompression = true
@@ -162,6 +144,32 @@ func newEnv(tb testing.TB) *env {
 		clock:   clk,
 		store:   meter,
 	}
+}
+
+// seed makes user alice, with an API key whose token it returns, an admin
+// of conn's team, created with conn as its connector.
+func seed(tb testing.TB, db signet.Store, conn *signet.Connector) string {
+	tb.Helper()
+	token, id, hash := signet.NewAPIKeyToken()
+	err := db.Update(context.Background(), func(tx signet.Tx) error {
+		if err := tx.CreateUser(&signet.User{Name: "alice", Admin: true}); err != nil {
+			return err
+		}
+		if err := tx.CreateAPIKey(&signet.APIKey{ID: id, User: "alice", Hash: hash}); err != nil {
+			return err
+		}
+		if err := tx.CreateTeam(&signet.Team{Name: conn.Team}); err != nil {
+			return err
+		}
+		if err := tx.SetMember(&signet.Member{Team: conn.Team, User: "alice", Role: signet.RoleAdmin}); err != nil {
+			return err
+		}
+		return tx.SetConnector(conn)
+	})
+	if err != nil {
+		tb.Fatalf("seeding the store: %v", err)
+	}
+	return token
 }
 
 // faultTransport passes requests to the real transport unless fault, given
