@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,6 +11,7 @@ import (
 	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/auditlog"
 	"github.com/signetdev/signet/internal/deadline"
+	"github.com/signetdev/signet/internal/sqlstore"
 )
 
 // Group commit, as in the sqlite package. Every Update is handed to one
@@ -42,24 +42,6 @@ import (
 // one Update per transaction (its other locks, then the head), so batches
 // of several replicas do not deadlock on it.
 
-// maxBatch bounds how many Updates share one transaction.
-const maxBatch = 256
-
-// Request states: a request can be cancelled only while it waits.
-const (
-	waiting int32 = iota
-	running
-	cancelled
-)
-
-type request struct {
-	ctx   context.Context // the caller's, bounded by WriteTimeout
-	fn    func(signet.Tx) error
-	state atomic.Int32
-	err   error         // fn's error, then the commit's
-	done  chan struct{} // closed when err is final
-}
-
 // batch is the state one writer transaction shares among its functions.
 type batch struct {
 	events []*signet.AuditEvent // appended by functions that returned nil, in order
@@ -84,90 +66,17 @@ func (db *DB) Update(ctx context.Context, fn func(signet.Tx) error) error {
 	}
 	ctx, cancel := db.withWriteTimeout(ctx)
 	defer cancel()
-	r := &request{ctx: ctx, fn: fn, done: make(chan struct{})}
-	select {
-	case db.queue <- r:
-	case <-db.closing:
-		return signet.E(op, signet.Unavailable, "audit store unavailable: database is closed", nil)
-	case <-ctx.Done():
-		return storeError(op, ctx.Err(), "")
-	}
-	select {
-	case <-r.done:
-		return r.err
-	case <-ctx.Done():
-		if r.state.CompareAndSwap(waiting, cancelled) {
-			return storeError(op, ctx.Err(), "")
-		}
-		// fn already runs: its outcome is decided by the commit, which
-		// is itself bounded by WriteTimeout; report that outcome.
-		<-r.done
-		return r.err
-	}
-}
-
-// startWriter starts the goroutine that runs Updates.
-func (db *DB) startWriter() {
-	db.queue = make(chan *request)
-	db.closing = make(chan struct{})
-	db.writerDone = make(chan struct{})
-	go db.writer()
-}
-
-// stopWriter stops the writer after the batch in progress.
-func (db *DB) stopWriter() {
-	if db.queue == nil {
-		return
-	}
-	db.closeOnce.Do(func() { close(db.closing) })
-	<-db.writerDone
-}
-
-// writer runs batches of Updates until the database is closed.
-func (db *DB) writer() {
-	defer close(db.writerDone)
-	reqs := make([]*request, 0, maxBatch)
-	for {
-		select {
-		case r := <-db.queue:
-			reqs = append(reqs[:0], r)
-		case <-db.closing:
-			return
-		}
-	fill:
-		for len(reqs) < maxBatch {
-			select {
-			case r := <-db.queue:
-				reqs = append(reqs, r)
-			default:
-				break fill
-			}
-		}
-		db.runBatch(reqs)
-		clear(reqs) // let the requests go
-	}
+	return db.queue.Submit(ctx, op, fn, func(err error) error { return storeError(op, err, "") })
 }
 
 // runBatch runs the waiting requests of reqs in one transaction.
-func (db *DB) runBatch(reqs []*request) {
+func (db *DB) runBatch(reqs []*sqlstore.Request) {
 	const op = "postgres.Update"
-	var live []*request
-	for _, r := range reqs {
-		if r.state.CompareAndSwap(waiting, running) {
-			live = append(live, r)
-		}
-	}
+	live := sqlstore.Claim(reqs)
 	if len(live) == 0 {
 		return
 	}
-	finish := func(err error) {
-		for _, r := range live {
-			if r.err == nil {
-				r.err = err
-			}
-			close(r.done)
-		}
-	}
+	finish := func(err error) { sqlstore.Finish(live, err) }
 	ctx, cancel := db.withWriteTimeout(context.Background())
 	defer cancel()
 	ptx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadWrite})
@@ -184,16 +93,16 @@ func (db *DB) runBatch(reqs []*request) {
 		// abort) the transaction the others share. A caller whose
 		// deadline passed meanwhile gets nothing committed.
 		t := &tx{ctx: ctx, db: db, tx: ptx, batch: b, req: r}
-		r.err = run(r.fn, t)
-		if r.err == nil {
-			if err := deadline.Expired(r.ctx); err != nil {
-				r.err = storeError(op, err, "")
+		r.Err = run(r.Fn, t)
+		if r.Err == nil {
+			if err := deadline.Expired(r.Ctx); err != nil {
+				r.Err = storeError(op, err, "")
 			}
 		}
 		if b.err == nil {
-			if err := t.endSavepoint(r.err == nil); err != nil {
-				if r.err == nil && signet.ErrorCode(err) == signet.Internal {
-					r.err = err // fn went on after a failed statement; rolled back alone
+			if err := t.endSavepoint(r.Err == nil); err != nil {
+				if r.Err == nil && signet.ErrorCode(err) == signet.Internal {
+					r.Err = err // fn went on after a failed statement; rolled back alone
 				} else {
 					b.err = err
 				}
@@ -203,7 +112,7 @@ func (db *DB) runBatch(reqs []*request) {
 			finish(b.err)
 			return
 		}
-		if r.err == nil {
+		if r.Err == nil {
 			ok++
 			b.events = append(b.events, t.pending...)
 		}
@@ -328,7 +237,7 @@ func (t *tx) appendAudit(events []*signet.AuditEvent) error {
 	if err := deadline.Expired(t.ctx); err != nil {
 		return storeError(op, err, "")
 	}
-	if err := deadline.Expired(t.req.ctx); err != nil {
+	if err := deadline.Expired(t.req.Ctx); err != nil {
 		return storeError(op, err, "")
 	}
 	if t.batch.err != nil {

@@ -28,7 +28,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +38,7 @@ import (
 	"github.com/jackc/puddle/v2"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/internal/sqlstore"
 )
 
 // DefaultWriteTimeout is the default of DB.WriteTimeout.
@@ -77,12 +77,9 @@ type DB struct {
 	readOnly bool // opened by OpenReadOnly
 
 	// Group commit (commit.go).
-	queue      chan *request // Updates waiting for the writer
-	closing    chan struct{} // closed by Close
-	writerDone chan struct{} // closed when the writer has stopped
-	closeOnce  sync.Once
-	commits    atomic.Int64
-	grouped    atomic.Int64
+	queue   sqlstore.Queue
+	commits atomic.Int64
+	grouped atomic.Int64
 }
 
 // Open connects to the database at url (a postgres:// URL as pgx accepts
@@ -153,7 +150,7 @@ func connect(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, storeError(op, err, "")
 	}
-	db.startWriter()
+	db.queue.Start(db.runBatch)
 	return db, nil
 }
 
@@ -177,7 +174,7 @@ func configure(c *pgx.ConnConfig) {
 // Close closes the database. It waits for transactions in progress;
 // Updates after Close return Unavailable. It always returns nil.
 func (db *DB) Close() error {
-	db.stopWriter()
+	db.queue.Stop()
 	db.pool.Close()
 	return nil
 }

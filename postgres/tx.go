@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/internal/sqlstore"
 )
 
 // tx implements signet.Tx on a pgx transaction. It holds the context of
@@ -30,7 +31,7 @@ type tx struct {
 
 	// Set inside Update's group commit (commit.go).
 	batch     *batch
-	req       *request
+	req       *sqlstore.Request
 	savepoint bool                 // the function's savepoint is open
 	pending   []*signet.AuditEvent // appended, not yet inserted
 }

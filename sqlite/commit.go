@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 
 	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/auditlog"
 	"github.com/signetdev/signet/internal/deadline"
+	"github.com/signetdev/signet/internal/sqlstore"
 )
 
 // Group commit. Every Update is handed to one writer goroutine, which runs
@@ -20,24 +20,6 @@ import (
 // commit that fails fails every function in the batch. So each Update
 // keeps its all-or-nothing meaning, and concurrent requests share the cost
 // of making their records durable instead of queueing for one fsync each.
-
-// maxBatch bounds how many Updates share one transaction.
-const maxBatch = 256
-
-// Request states: a request can be cancelled only while it waits.
-const (
-	waiting int32 = iota
-	running
-	cancelled
-)
-
-type request struct {
-	ctx   context.Context // the caller's, bounded by WriteTimeout
-	fn    func(signet.Tx) error
-	state atomic.Int32
-	err   error         // fn's error, then the commit's
-	done  chan struct{} // closed when err is final
-}
 
 // Update runs fn in a read-write transaction and commits it durably when fn
 // returns nil; otherwise it rolls back fn's changes and returns fn's error
@@ -55,50 +37,7 @@ func (db *DB) Update(ctx context.Context, fn func(signet.Tx) error) error {
 		ctx, cancel = context.WithTimeout(ctx, db.WriteTimeout)
 		defer cancel()
 	}
-	r := &request{ctx: ctx, fn: fn, done: make(chan struct{})}
-	select {
-	case db.queue <- r:
-	case <-db.closing:
-		return signet.E("sqlite.Update", signet.Unavailable, "audit store unavailable: database is closed", nil)
-	case <-ctx.Done():
-		return storeError("sqlite.Update", ctx.Err(), "")
-	}
-	select {
-	case <-r.done:
-		return r.err
-	case <-ctx.Done():
-		if r.state.CompareAndSwap(waiting, cancelled) {
-			return storeError("sqlite.Update", ctx.Err(), "")
-		}
-		// fn already runs: its outcome is decided by the commit, which
-		// is itself bounded by WriteTimeout; report that outcome.
-		<-r.done
-		return r.err
-	}
-}
-
-// writer runs batches of Updates until the database is closed.
-func (db *DB) writer() {
-	defer close(db.writerDone)
-	batch := make([]*request, 0, maxBatch)
-	for {
-		select {
-		case r := <-db.queue:
-			batch = append(batch[:0], r)
-		case <-db.closing:
-			return
-		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-db.queue:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		db.runBatch(batch)
-	}
+	return db.queue.Submit(ctx, "sqlite.Update", fn, func(err error) error { return storeError("sqlite.Update", err, "") })
 }
 
 // batch is the state the functions of one writer transaction share.
@@ -134,25 +73,13 @@ type headState struct {
 }
 
 // runBatch runs the waiting requests of reqs in one transaction.
-func (db *DB) runBatch(reqs []*request) {
+func (db *DB) runBatch(reqs []*sqlstore.Request) {
 	const op = "sqlite.Update"
-	var live []*request
-	for _, r := range reqs {
-		if r.state.CompareAndSwap(waiting, running) {
-			live = append(live, r)
-		}
-	}
+	live := sqlstore.Claim(reqs)
 	if len(live) == 0 {
 		return
 	}
-	finish := func(err error) {
-		for _, r := range live {
-			if r.err == nil {
-				r.err = err
-			}
-			close(r.done)
-		}
-	}
+	finish := func(err error) { sqlstore.Finish(live, err) }
 	ctx := context.Background()
 	if db.WriteTimeout > 0 {
 		var cancel context.CancelFunc
@@ -175,13 +102,13 @@ func (db *DB) runBatch(reqs []*request) {
 		// deadline passed meanwhile gets nothing committed.
 		t := &tx{ctx: ctx, db: db, tx: stx, audit: audit, batch: b, req: r}
 		before := headState{b.head, b.loaded, b.dirty}
-		r.err = run(r.fn, t)
-		if r.err == nil {
-			if err := deadline.Expired(r.ctx); err != nil {
-				r.err = storeError(op, err, "")
+		r.Err = run(r.Fn, t)
+		if r.Err == nil {
+			if err := deadline.Expired(r.Ctx); err != nil {
+				r.Err = storeError(op, err, "")
 			}
 		}
-		if r.err == nil && len(t.pending) > 0 {
+		if r.Err == nil && len(t.pending) > 0 {
 			if len(t.pending) == 1 && !t.savepoint {
 				// One row: the INSERT is atomic, no savepoint needed.
 				// Should it fail, SQLite may have rolled back the whole
@@ -197,12 +124,12 @@ func (db *DB) runBatch(reqs []*request) {
 				t.begin() // opens the savepoint and inserts
 			}
 		}
-		if r.err == nil {
-			r.err = t.failed
+		if r.Err == nil {
+			r.Err = t.failed
 		}
 		if b.err == nil && t.savepoint {
 			stmt := "RELEASE u"
-			if r.err != nil {
+			if r.Err != nil {
 				stmt = "ROLLBACK TO u; RELEASE u"
 			}
 			if _, err := stx.ExecContext(ctx, stmt); err != nil {
@@ -210,20 +137,20 @@ func (db *DB) runBatch(reqs []*request) {
 				// whole transaction after a failure (disk full, I/O):
 				// that failure, if it was the store's, is the cause.
 				b.err = storeError(op, err, "")
-				if signet.ErrorCode(r.err) == signet.Unavailable {
-					b.err = r.err
+				if signet.ErrorCode(r.Err) == signet.Unavailable {
+					b.err = r.Err
 				}
 			}
 		}
 		if b.err != nil {
-			if r.err == nil {
-				r.err = b.err
+			if r.Err == nil {
+				r.Err = b.err
 			}
 			finish(b.err)
 			return
 		}
 		audit = t.audit
-		if r.err != nil {
+		if r.Err != nil {
 			b.head, b.loaded, b.dirty = before.head, before.loaded, before.dirty
 			continue
 		}
@@ -301,7 +228,7 @@ func (t *tx) appendAudit(events []*signet.AuditEvent) error {
 	if err := deadline.Expired(t.ctx); err != nil {
 		return storeError(op, err, "")
 	}
-	if err := deadline.Expired(t.req.ctx); err != nil {
+	if err := deadline.Expired(t.req.Ctx); err != nil {
 		return storeError(op, err, "")
 	}
 	if t.batch.err != nil {

@@ -21,11 +21,11 @@ import (
 	"net/url"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/internal/sqlstore"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -57,12 +57,9 @@ type DB struct {
 	// write connection (commit.go); nil if preparing failed.
 	writeStmts map[string]*sql.Stmt
 
-	queue      chan *request // Updates waiting for the writer
-	closing    chan struct{} // closed by Close
-	writerDone chan struct{} // closed when the writer has stopped
-	closeOnce  sync.Once
-	commits    atomic.Int64
-	grouped    atomic.Int64
+	queue   sqlstore.Queue // Updates waiting for the writer (commit.go)
+	commits atomic.Int64
+	grouped atomic.Int64
 }
 
 // Open opens the database at path, creating it if needed, and applies any
@@ -124,10 +121,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, err
 	}
 	db.prepareWrites(ctx)
-	db.queue = make(chan *request)
-	db.closing = make(chan struct{})
-	db.writerDone = make(chan struct{})
-	go db.writer()
+	db.queue.Start(db.runBatch)
 	return db, nil
 }
 
@@ -150,10 +144,7 @@ func (db *DB) Path() string { return db.path }
 // Close closes the database. It waits for transactions in progress;
 // Updates after Close return Unavailable.
 func (db *DB) Close() error {
-	if db.queue != nil {
-		db.closeOnce.Do(func() { close(db.closing) })
-		<-db.writerDone
-	}
+	db.queue.Stop()
 	var errs []error
 	if db.read != nil {
 		errs = append(errs, db.read.Close())

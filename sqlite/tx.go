@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/internal/sqlstore"
 )
 
 // tx implements signet.Tx on a database/sql transaction. Like sql.Tx it
@@ -23,7 +24,7 @@ type tx struct {
 
 	// Set inside Update's group commit (commit.go).
 	batch     *batch
-	req       *request
+	req       *sqlstore.Request
 	savepoint bool                 // the function's savepoint is open
 	pending   []*signet.AuditEvent // appended, not yet inserted
 	failed    error                // inserting pending failed
