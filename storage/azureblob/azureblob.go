@@ -148,8 +148,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	endpoint := "https://" + cfg.Account + ".blob.core.windows.net"
 	if cfg.Endpoint != "" {
 		u, err := url.Parse(cfg.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-			u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		if err != nil || !driver.ValidEndpoint(u) {
 			return invalid("endpoint must be an http or https URL with a host and an optional path, such as https://account.blob.core.windows.net")
 		}
 		endpoint = u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/")

@@ -125,8 +125,7 @@ func Open(root string, opts Options) (*Store, error) {
 		listen:   opts.ListenAddr,
 	}
 	u, err := url.Parse(opts.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+	if err != nil || !driver.ValidEndpoint(u) {
 		return nil, signet.E(op, signet.Invalid, "base URL must be an absolute http or https URL without query", err)
 	}
 	s.baseURL = strings.TrimSuffix(opts.BaseURL, "/")

@@ -140,8 +140,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		endpoint = DefaultEndpoint
 	}
 	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		u.User != nil || strings.TrimRight(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
+	if err != nil || !driver.ValidEndpoint(u) || strings.TrimRight(u.Path, "/") != "" {
 		return invalid("endpoint must be an http or https URL with a host and nothing after it, such as https://storage.googleapis.com")
 	}
 	b := &Backend{
@@ -186,8 +185,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		if iam == "" {
 			iam = DefaultIAMEndpoint
 		}
-		if u, err := url.Parse(iam); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-			u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		if u, err := url.Parse(iam); err != nil || !driver.ValidEndpoint(u) {
 			return invalid("the IAM endpoint must be an http or https URL")
 		}
 		b.keyless = true

@@ -630,8 +630,7 @@ func parseEndpoint(s string) (*url.URL, error) {
 	switch {
 	case err != nil:
 		return nil, err
-	case u.Scheme != "http" && u.Scheme != "https", u.Host == "", u.User != nil,
-		u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "", u.Opaque != "":
+	case !driver.ValidEndpoint(u), u.Path != "" && u.Path != "/":
 		return nil, signet.Errorf(signet.Invalid, "bad endpoint")
 	}
 	if p := u.Port(); p == "80" && u.Scheme == "http" || p == "443" && u.Scheme == "https" {
