@@ -30,15 +30,7 @@ func runWithConfig(t testing.TB, yaml string, env map[string]string) (*Main, str
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = filepath.Join(dir, "data")
 	m := &Main{Config: cfg, Dev: true, Getenv: func(k string) string { return env[k] }}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatalf("starting signet: %v", err)
-	}
-	t.Cleanup(func() { m.Close() })
-	b, err := os.ReadFile(filepath.Join(cfg.DataDir, "admin-token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, strings.TrimSpace(string(b))
+	return m, mustRun(t, m)
 }
 
 // TestAuditSinkFile: a file sink from the config file receives the same

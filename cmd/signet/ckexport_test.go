@@ -43,12 +43,8 @@ func TestCheckpointExport(t *testing.T) {
 	cfg.AuditCheckpointInterval = 50 * time.Millisecond
 	cfg.AuditCheckpointExport = export
 	m := &Main{Config: cfg, Dev: true, Getenv: getenv}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	token, _ := os.ReadFile(filepath.Join(cfg.DataDir, "admin-token"))
-	admin := cli{tb: t, addr: m.URL(), token: strings.TrimSpace(string(token))}
+	token := mustRun(t, m)
+	admin := cli{tb: t, addr: m.URL(), token: token}
 	key, err := auditlog.ReadKey(filepath.Join(cfg.DataDir, defaultCheckpointKeyFile))
 	if err != nil {
 		t.Fatal(err)

@@ -23,15 +23,22 @@ func MustRunMain(tb testing.TB) (*Main, string) {
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = tb.TempDir()
 	m := &Main{Config: cfg, Dev: true}
+	return m, mustRun(tb, m)
+}
+
+// mustRun starts m, closes it when the test ends and returns the admin
+// token that the dev bootstrap saved in its data directory.
+func mustRun(tb testing.TB, m *Main) string {
+	tb.Helper()
 	if err := m.Run(context.Background()); err != nil {
 		tb.Fatalf("starting signet: %v", err)
 	}
 	tb.Cleanup(func() { m.Close() })
-	b, err := os.ReadFile(filepath.Join(cfg.DataDir, "admin-token"))
+	b, err := os.ReadFile(filepath.Join(m.Config.DataDir, "admin-token"))
 	if err != nil {
 		tb.Fatalf("reading admin token: %v", err)
 	}
-	return m, strings.TrimSpace(string(b))
+	return strings.TrimSpace(string(b))
 }
 
 // mustRunReplicas starts n signet servers on one PostgreSQL database and

@@ -52,12 +52,8 @@ func TestPostgresRetention(t *testing.T) {
 	cfg.Addr, cfg.DataDir, cfg.DB = "127.0.0.1:0", t.TempDir(), appURL
 	cfg.AuditCheckpointInterval = time.Hour
 	m := &Main{Config: cfg, Dev: true, Now: clock}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	tok, _ := os.ReadFile(filepath.Join(cfg.DataDir, "admin-token"))
-	admin := cli{tb: t, addr: m.URL(), token: strings.TrimSpace(string(tok))}
+	token := mustRun(t, m)
+	admin := cli{tb: t, addr: m.URL(), token: token}
 	for i := range 4 {
 		admin.must("team", "create", fmt.Sprintf("old-%d", i))
 	}

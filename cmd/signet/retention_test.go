@@ -62,15 +62,8 @@ func TestAuditRetention(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.AuditCheckpointInterval = time.Hour
 	m := &Main{Config: cfg, Dev: true, Now: clock}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	tok, err := os.ReadFile(filepath.Join(cfg.DataDir, "admin-token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := cli{tb: t, addr: m.URL(), token: strings.TrimSpace(string(tok))}
+	token := mustRun(t, m)
+	admin := cli{tb: t, addr: m.URL(), token: token}
 	offline := cli{tb: t}
 	dbPath := filepath.Join(cfg.DataDir, "signet.db")
 	keyFile := filepath.Join(cfg.DataDir, defaultCheckpointKeyFile)
