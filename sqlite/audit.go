@@ -10,6 +10,7 @@ import (
 
 	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/auditlog"
+	"github.com/signetdev/signet/internal/sqlstore"
 )
 
 // The audit log is a hash chain (see package auditlog). The one row of
@@ -124,43 +125,13 @@ func (t *tx) Audit(f signet.AuditFilter) ([]*signet.AuditEvent, error) {
 		return nil, nil
 	}
 	limit := signet.AuditPageLimit(f.Limit)
-	evs, err := t.auditPage(f, limit)
+	evs, err := sqlstore.AuditPage(f, limit, t.queryAudit, func(afterID int64) (int64, bool, error) {
+		return t.sinceStart(ceilMicros(f.Since), afterID)
+	})
 	if err != nil {
 		return nil, t.fail(op, err, "", "")
 	}
 	return evs, nil
-}
-
-// auditPage reads the page of f. A time range that starts late in a long
-// log matches nothing for most of it, and times need not grow with ids,
-// so an index on the time cannot give the pages in id order. So: the
-// page is first looked for in the next sinceWindow(limit) ids after the
-// cursor, which is all it takes when matches are frequent; failing that,
-// the time index gives the lowest id after that window with a recent
-// enough time (sinceStart), when not too many match, and the log is read
-// from there. When many match, they are found soon reading on.
-func (t *tx) auditPage(f signet.AuditFilter, limit int) ([]*signet.AuditEvent, error) {
-	if f.Since.IsZero() {
-		return t.queryAudit(f, 0, limit)
-	}
-	window := f.AfterID + sinceWindow(limit)
-	evs, err := t.queryAudit(f, window, limit)
-	if err != nil || len(evs) == limit {
-		return evs, err
-	}
-	rest := f
-	rest.AfterID = window
-	lo, ok, err := t.sinceStart(ceilMicros(f.Since), window)
-	switch {
-	case err != nil:
-		return nil, err
-	case ok && lo == 0:
-		return evs, nil // nothing later is that recent
-	case ok:
-		rest.AfterID = max(window, lo-1)
-	}
-	more, err := t.queryAudit(rest, 0, limit-len(evs))
-	return append(evs, more...), err
 }
 
 // queryAudit returns at most limit events matching f, with IDs up to
@@ -257,11 +228,7 @@ func (t *tx) sinceStart(since, afterID int64) (lo int64, ok bool, err error) {
 	return first.Int64, true, nil
 }
 
-// sinceWindow is how many ids after the cursor a page of limit events of
-// a time range is first looked for in; sinceLookup bounds the entries of
-// the time index sinceStart reads.
-func sinceWindow(limit int) int64 { return 10 * int64(limit) }
-
+// sinceLookup bounds the entries of the time index sinceStart reads.
 // A variable, for tests.
 var sinceLookup = 100_000
 
