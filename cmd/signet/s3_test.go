@@ -2,14 +2,11 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -78,17 +75,7 @@ func TestS3EndToEnd(t *testing.T) {
 	}
 
 	// signet cp through S3 multipart upload and back.
-	dir := t.TempDir()
-	big := filepath.Join(dir, "big.bin")
-	data := make([]byte, 21<<20+333)
-	rand.Read(data)
-	os.WriteFile(big, data, 0o600)
-	trainer.must("cp", "--part-size", "5242880", big, "signet://ml/ckpt/big.bin")
-	back := filepath.Join(dir, "back.bin")
-	trainer.must("cp", "signet://ml/ckpt/big.bin", back)
-	if b, _ := os.ReadFile(back); !bytes.Equal(b, data) {
-		t.Errorf("cp round trip through MinIO: %d bytes back, want %d equal bytes", len(b), len(data))
-	}
+	cpRoundTrip(t, trainer, 21<<20+333, "cp round trip through MinIO")
 }
 
 func send(t *testing.T, method, url string, headers map[string]string, body []byte) int {
