@@ -161,7 +161,8 @@ func (r *resumer) sweep(ctx context.Context, c *sighttp.Client) {
 		if !e.Type().IsRegular() || p == r.path {
 			continue
 		}
-		if strings.HasPrefix(e.Name(), ".tmp-") {
+		if n := e.Name(); strings.HasPrefix(n, atomicfile.TempPrefix) && strings.Contains(n, stateSuffix+".") && strings.HasSuffix(n, ".tmp") {
+			// atomicfile's temporary name for a state file.
 			if fi, err := e.Info(); err == nil && now.Sub(fi.ModTime()) > time.Hour {
 				os.Remove(p)
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/signetdev/signet"
 	sighttp "github.com/signetdev/signet/http"
+	"github.com/signetdev/signet/internal/atomicfile"
 	"github.com/signetdev/signet/transfer"
 )
 
@@ -542,4 +543,36 @@ func (s stripSHA256) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.ContentLength = int64(len(body))
 	resp.Header.Del("Content-Length")
 	return resp, nil
+}
+
+// TestResumeSweepsCrashLeftovers checks that UploadFile with a ResumeDir
+// removes the temporary state files a crash left behind over an hour ago,
+// and keeps a recent one (a state file being written).
+func TestResumeSweepsCrashLeftovers(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "0123456789abcdef.upload.json")
+	old, err := atomicfile.WriteTemp(state, []byte("{}"), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	recent, err := atomicfile.WriteTemp(state, []byte("{}"), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := writeFile(t, []byte("small"))
+	o := transfer.Options{HTTP: e.HTTP, ResumeDir: dir}
+	if _, err := transfer.UploadFile(context.Background(), e.c, team, "resume/sweep", src, &o); err != nil {
+		t.Fatalf("UploadFile: %v", err)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a temporary state file from two hours ago was kept (%v)", err)
+	}
+	if _, err := os.Stat(recent); err != nil {
+		t.Errorf("a recent temporary state file was removed: %v", err)
+	}
 }
