@@ -72,6 +72,12 @@ func azureRevocable(c *signet.Connector) bool {
 	return c.Backend == signet.BackendAzure && err == nil && v
 }
 
+// s3RoleSigned reports whether c is an S3 connector that signs through a
+// role (option role_arn), whose earlier sessions a revocation can deny.
+func s3RoleSigned(c *signet.Connector) bool {
+	return c.Backend == signet.BackendS3 && c.Options["role_arn"] != ""
+}
+
 // StoreRevocation says what a revocation does to the URLs of one team's
 // store.
 type StoreRevocation struct {
@@ -209,7 +215,7 @@ func (s *Server) withdrawAtStores(ctx context.Context, a signet.Actor, rev *sign
 			return err
 		}
 		for _, c := range conns {
-			if !azureRevocable(c) && !(c.Backend == signet.BackendS3 && c.Options["role_arn"] != "") {
+			if !azureRevocable(c) && !s3RoleSigned(c) {
 				continue
 			}
 			// As presign opens it, so the rotation updates the cached
@@ -317,26 +323,7 @@ func revokeResponse(rev *signet.Revocation, conns []*signet.Connector, withdrawn
 		case signet.BackendLocal:
 			sr.Effect = RevokeEnforced
 		case signet.BackendS3:
-			if c.Options["role_arn"] == "" {
-				sr.Effect = RevokeNotEnforced
-				sr.Limitations = append(sr.Limitations, "S3 URLs signed with static access keys stay valid until they expire; "+
-					"only rotating (deactivating) the access key withdraws them early")
-				break
-			}
-			sr.Effect = RevokeSessionReplaced
-			sr.PolicyStatement = json.RawMessage(s3blob.RevokeSessionsStatement(c.Region, c.Bucket, c.Prefix, c.Team, c.Options["role_arn"], rev.IssuedBefore))
-			err, ok := withdrawn[c.Team]
-			if !ok {
-				err = signet.Errorf(signet.Unavailable, "the bucket policy was not changed")
-			}
-			if err == nil {
-				sr.PolicyApplied = true
-			} else {
-				sr.Limitations = append(sr.Limitations, "adding policy_statement to the bucket policy failed ("+errorText(err)+
-					"): S3 URLs issued before the revocation stay valid until they expire; add it by hand, or revoke again to retry")
-			}
-			sr.Limitations = append(sr.Limitations,
-				"the statement denies every URL signed by the team's earlier role sessions: it cannot single out a user, a key or a time window")
+			s3Revocation(&sr, c, rev, withdrawn)
 		case signet.BackendAzure:
 			sr.Effect, sr.Limitations = azureRevocation(c, withdrawn)
 		case signet.BackendGCS:
@@ -352,6 +339,30 @@ func revokeResponse(rev *signet.Revocation, conns []*signet.Connector, withdrawn
 		out.Stores = append(out.Stores, sr)
 	}
 	return out
+}
+
+// s3Revocation states in sr what rev did to an S3 connector's URLs.
+func s3Revocation(sr *StoreRevocation, c *signet.Connector, rev *signet.Revocation, withdrawn map[string]error) {
+	if !s3RoleSigned(c) {
+		sr.Effect = RevokeNotEnforced
+		sr.Limitations = []string{"S3 URLs signed with static access keys stay valid until they expire; " +
+			"only rotating (deactivating) the access key withdraws them early"}
+		return
+	}
+	sr.Effect = RevokeSessionReplaced
+	sr.PolicyStatement = json.RawMessage(s3blob.RevokeSessionsStatement(c.Region, c.Bucket, c.Prefix, c.Team, c.Options["role_arn"], rev.IssuedBefore))
+	err, ok := withdrawn[c.Team]
+	if !ok {
+		err = signet.Errorf(signet.Unavailable, "the bucket policy was not changed")
+	}
+	if err == nil {
+		sr.PolicyApplied = true
+	} else {
+		sr.Limitations = append(sr.Limitations, "adding policy_statement to the bucket policy failed ("+errorText(err)+
+			"): S3 URLs issued before the revocation stay valid until they expire; add it by hand, or revoke again to retry")
+	}
+	sr.Limitations = append(sr.Limitations,
+		"the statement denies every URL signed by the team's earlier role sessions: it cannot single out a user, a key or a time window")
 }
 
 // azureRevocation states what a revocation did to an Azure connector's
