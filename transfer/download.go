@@ -18,6 +18,7 @@ import (
 
 	"github.com/signetdev/signet"
 	sighttp "github.com/signetdev/signet/http"
+	"github.com/signetdev/signet/internal/atomicfile"
 )
 
 // Download writes the object key of team to w and returns its size and
@@ -91,16 +92,8 @@ func DownloadFile(ctx context.Context, c *sighttp.Client, team, key, path string
 		os.Remove(tmp)
 		return nil, err
 	}
-	syncDir(filepath.Dir(path))
+	atomicfile.SyncDir(filepath.Dir(path)) // makes the rename durable; best effort
 	return res, nil
-}
-
-// syncDir makes a rename in dir durable, where the system supports it.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // downloader is one download in progress.
