@@ -3,6 +3,7 @@ package http
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -48,25 +49,15 @@ func (s *Server) auditFilter(r *http.Request) (signet.AuditFilter, error) {
 	if err := f.Check(); err != nil {
 		return f, err
 	}
-	if c := q.Get("cursor"); c != "" {
-		id, err := strconv.ParseInt(c, 10, 64)
-		if err != nil || id < 0 {
-			return f, signet.Errorf(signet.Invalid, "cursor is malformed")
-		}
-		f.AfterID = id
-	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			return f, signet.Errorf(signet.Invalid, "limit must be between 1 and 1000")
-		}
-		f.Limit = n
+	var err error
+	if f.AfterID, f.Limit, err = pageQuery(q); err != nil {
+		return f, err
 	}
 	a := actorOf(r)
 	if a.Admin {
 		return f, nil
 	}
-	err := s.store.View(r.Context(), func(tx signet.Tx) error {
+	err = s.store.View(r.Context(), func(tx signet.Tx) error {
 		ms, err := tx.Memberships(a.User)
 		if err != nil {
 			return err
@@ -83,6 +74,24 @@ func (s *Server) auditFilter(r *http.Request) (signet.AuditFilter, error) {
 		err = signet.Errorf(signet.PermissionDenied, "only instance admins and team admins may read the audit log")
 	}
 	return f, err
+}
+
+// pageQuery reads the cursor (the id after which a page starts) and limit
+// (1 to 1000; 0 when absent) of a paged query.
+func pageQuery(q url.Values) (afterID int64, limit int, err error) {
+	if c := q.Get("cursor"); c != "" {
+		afterID, err = strconv.ParseInt(c, 10, 64)
+		if err != nil || afterID < 0 {
+			return 0, 0, signet.Errorf(signet.Invalid, "cursor is malformed")
+		}
+	}
+	if l := q.Get("limit"); l != "" {
+		limit, err = strconv.Atoi(l)
+		if err != nil || limit < 1 || limit > 1000 {
+			return 0, 0, signet.Errorf(signet.Invalid, "limit must be between 1 and 1000")
+		}
+	}
+	return afterID, limit, nil
 }
 
 func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {

@@ -47,20 +47,11 @@ func parseUsageQuery(r *http.Request) (usageQuery, error) {
 	if err != nil {
 		return u, err
 	}
-	if c := q.Get("cursor"); c != "" {
-		id, err := strconv.ParseInt(c, 10, 64)
-		if err != nil || id < 0 {
-			return u, signet.Errorf(signet.Invalid, "cursor is malformed")
-		}
-		u.f.AfterID = id
+	if u.f.AfterID, u.f.Limit, err = pageQuery(q); err != nil {
+		return u, err
 	}
-	u.f.Limit = 100
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			return u, signet.Errorf(signet.Invalid, "limit must be between 1 and 1000")
-		}
-		u.f.Limit = n
+	if u.f.Limit == 0 {
+		u.f.Limit = 100
 	}
 	for name, p := range map[string]*bool{"unused": &u.unused, "outside": &u.outside} {
 		if v := q.Get(name); v != "" {
