@@ -5,17 +5,13 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/internal/sqlstore"
 )
 
 // Migrations are SQL files named NNNN_description.sql; NNNN is the schema
@@ -31,45 +27,15 @@ var migrationSteps = map[int]func(context.Context, pgx.Tx) error{
 	4: chainExisting, // 0004_audit_chain
 }
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-var loadMigrations = sync.OnceValue(func() []migration {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
-	if err != nil {
-		panic(fmt.Sprintf("postgres: reading embedded migrations: %v", err))
-	}
-	var ms []migration
-	for _, e := range entries {
-		name := e.Name()
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || path.Ext(name) != ".sql" {
-			panic(fmt.Sprintf("postgres: migration %q is not named NNNN_description.sql", name))
-		}
-		b, err := migrationFS.ReadFile("migrations/" + name)
-		if err != nil {
-			panic(fmt.Sprintf("postgres: reading migration %q: %v", name, err))
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			panic(fmt.Sprintf("postgres: migration %q out of sequence: want version %d", m.name, i+1))
-		}
-	}
-	return ms
+var loadMigrations = sync.OnceValue(func() []sqlstore.Migration {
+	return sqlstore.LoadMigrations("postgres", migrationFS)
 })
 
 // LatestSchemaVersion returns the schema version this code creates and
 // expects: the version of the last embedded migration.
 func LatestSchemaVersion() int {
 	ms := loadMigrations()
-	return ms[len(ms)-1].version
+	return ms[len(ms)-1].Version
 }
 
 // SchemaVersion returns the schema version recorded in the database, 0 for
@@ -175,23 +141,23 @@ func migrate(ctx context.Context, conn *pgx.Conn, target int) (from, to int, err
 		}
 		to = from
 		for _, m := range loadMigrations() {
-			if m.version <= from || m.version > target {
+			if m.Version <= from || m.Version > target {
 				continue
 			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return signet.E(op, signet.Internal, "cannot migrate the database schema",
-					fmt.Errorf("migration %s: %w", m.name, err))
+					fmt.Errorf("migration %s: %w", m.Name, err))
 			}
-			if step := migrationSteps[m.version]; step != nil {
+			if step := migrationSteps[m.Version]; step != nil {
 				if err := step(ctx, tx); err != nil {
 					return signet.E(op, signet.Internal, "cannot migrate the database schema",
-						fmt.Errorf("migration %s: %w", m.name, withContext(ctx, err)))
+						fmt.Errorf("migration %s: %w", m.Name, withContext(ctx, err)))
 				}
 			}
-			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", m.version); err != nil {
+			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", m.Version); err != nil {
 				return err
 			}
-			to = m.version
+			to = m.Version
 		}
 		return nil
 	})

@@ -154,7 +154,7 @@ func TestMigrationsMatchSQLite(t *testing.T) {
 		want = append(want, e.Name())
 	}
 	for _, m := range loadMigrations() {
-		got = append(got, m.name)
+		got = append(got, m.Name)
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("migrations = %v, sqlite has %v", got, want)

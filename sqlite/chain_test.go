@@ -100,10 +100,10 @@ func makeV3(t *testing.T, path string, n int) {
 		t.Fatal(err)
 	}
 	for _, m := range loadMigrations()[:3] {
-		if _, err := raw.Exec(m.sql); err != nil {
-			t.Fatalf("%s: %v", m.name, err)
+		if _, err := raw.Exec(m.SQL); err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
 		}
-		raw.Exec("INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)", m.version)
+		raw.Exec("INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)", m.Version)
 	}
 	tx, err := raw.Begin()
 	if err != nil {

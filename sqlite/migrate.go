@@ -5,14 +5,10 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/internal/sqlstore"
 )
 
 // Migrations are SQL files named NNNN_description.sql; NNNN is the schema
@@ -27,45 +23,15 @@ var migrationSteps = map[int]func(context.Context, *sql.Tx) error{
 	4: chainExisting, // 0004_audit_chain
 }
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-var loadMigrations = sync.OnceValue(func() []migration {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
-	if err != nil {
-		panic(fmt.Sprintf("sqlite: reading embedded migrations: %v", err))
-	}
-	var ms []migration
-	for _, e := range entries {
-		name := e.Name()
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || path.Ext(name) != ".sql" {
-			panic(fmt.Sprintf("sqlite: migration %q is not named NNNN_description.sql", name))
-		}
-		b, err := migrationFS.ReadFile("migrations/" + name)
-		if err != nil {
-			panic(fmt.Sprintf("sqlite: reading migration %q: %v", name, err))
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			panic(fmt.Sprintf("sqlite: migration %q out of sequence: want version %d", m.name, i+1))
-		}
-	}
-	return ms
+var loadMigrations = sync.OnceValue(func() []sqlstore.Migration {
+	return sqlstore.LoadMigrations("sqlite", migrationFS)
 })
 
 // LatestSchemaVersion returns the schema version this code creates and
 // expects: the version of the last embedded migration.
 func LatestSchemaVersion() int {
 	ms := loadMigrations()
-	return ms[len(ms)-1].version
+	return ms[len(ms)-1].Version
 }
 
 // SchemaVersion returns the schema version recorded in the database.
@@ -102,7 +68,7 @@ func (db *DB) migrate(ctx context.Context) error {
 
 // apply applies m unless the database is already at m's version or later.
 // done reports that the database is already up to date.
-func (db *DB) apply(ctx context.Context, m migration) (done bool, err error) {
+func (db *DB) apply(ctx context.Context, m sqlstore.Migration) (done bool, err error) {
 	const op = "sqlite.Open"
 	stx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
@@ -124,19 +90,19 @@ func (db *DB) apply(ctx context.Context, m migration) (done bool, err error) {
 	if cur >= latest {
 		return true, nil
 	}
-	if cur >= m.version {
+	if cur >= m.Version {
 		return false, nil
 	}
-	if _, err := stx.ExecContext(ctx, m.sql); err != nil {
-		return false, storeError(op, fmt.Errorf("migration %s: %w", m.name, err), "cannot migrate database schema")
+	if _, err := stx.ExecContext(ctx, m.SQL); err != nil {
+		return false, storeError(op, fmt.Errorf("migration %s: %w", m.Name, err), "cannot migrate database schema")
 	}
-	if step := migrationSteps[m.version]; step != nil {
+	if step := migrationSteps[m.Version]; step != nil {
 		if err := step(ctx, stx); err != nil {
-			return false, storeError(op, fmt.Errorf("migration %s: %w", m.name, err), "cannot migrate database schema")
+			return false, storeError(op, fmt.Errorf("migration %s: %w", m.Name, err), "cannot migrate database schema")
 		}
 	}
 	if _, err := stx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-		m.version, db.now().UnixMicro()); err != nil {
+		m.Version, db.now().UnixMicro()); err != nil {
 		return false, storeError(op, err, "")
 	}
 	if err := stx.Commit(); err != nil {
