@@ -57,10 +57,7 @@ type AzuritePeer struct {
 	TLS bool
 
 	client *http.Client
-	cmd    *exec.Cmd
-	done   chan struct{}
-	dir    string
-	logs   *syncBuffer
+	process
 }
 
 // Azurite starts an Azurite blob service over HTTP with shared-key
@@ -147,9 +144,7 @@ func startAzurite(argv []string, oauth bool) (*AzuritePeer, error) {
 		Key:      AzuriteKey,
 		Port:     port,
 		client:   &http.Client{Timeout: 5 * time.Minute},
-		done:     make(chan struct{}),
-		dir:      dir,
-		logs:     &syncBuffer{},
+		process:  newProcess(dir),
 	}
 	args := append(argv[1:len(argv):len(argv)],
 		"--blobHost", "127.0.0.1",
@@ -176,17 +171,9 @@ func startAzurite(argv []string, oauth bool) (*AzuritePeer, error) {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	setDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
+	if err := p.start(cmd); err != nil {
 		return nil, err
 	}
-	p.cmd = cmd
-	go func() {
-		cmd.Wait()
-		close(p.done)
-	}()
 	if err := p.waitListening(60 * time.Second); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("%w; output:\n%s", err, p.logs.tail(2000))
@@ -211,14 +198,6 @@ func (p *AzuritePeer) waitListening(timeout time.Duration) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("azurite did not answer within %s", timeout)
-}
-
-func (p *AzuritePeer) stop() {
-	if p.cmd != nil && p.cmd.Process != nil {
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-	os.RemoveAll(p.dir)
 }
 
 // Client returns an HTTP client for the peer: with OAuth, one that trusts

@@ -30,9 +30,7 @@ type FakeGCSPeer struct {
 	// Endpoint is the server's XML API base URL, http://127.0.0.1:<port>.
 	Endpoint string
 
-	cmd  *exec.Cmd
-	done chan struct{}
-	logs *syncBuffer
+	process
 }
 
 // FakeGCS starts a fake-gcs-server and stops it when tb ends.
@@ -70,19 +68,12 @@ func startFakeGCS(bin string) (*FakeGCSPeer, error) {
 		return nil, err
 	}
 	hostport := fmt.Sprintf("127.0.0.1:%d", port)
-	p := &FakeGCSPeer{Endpoint: "http://" + hostport, done: make(chan struct{}), logs: &syncBuffer{}}
+	p := &FakeGCSPeer{Endpoint: "http://" + hostport, process: newProcess("")}
 	cmd := exec.Command(bin, "-host", "127.0.0.1", "-port", fmt.Sprint(port), "-scheme", "http",
 		"-backend", "memory", "-public-host", hostport, "-external-url", p.Endpoint, "-log-level", "warn")
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	setDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
+	if err := p.start(cmd); err != nil {
 		return nil, err
 	}
-	p.cmd = cmd
-	go func() {
-		cmd.Wait()
-		close(p.done)
-	}()
 	c := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -101,13 +92,6 @@ func startFakeGCS(bin string) (*FakeGCSPeer, error) {
 	}
 	p.stop()
 	return nil, fmt.Errorf("fake-gcs-server was not ready after 30s; output:\n%s", p.logs.tail(2000))
-}
-
-func (p *FakeGCSPeer) stop() {
-	if p.cmd != nil && p.cmd.Process != nil {
-		p.cmd.Process.Kill()
-		<-p.done
-	}
 }
 
 // Bucket creates a bucket with a fresh random name through the JSON API

@@ -50,10 +50,7 @@ type MinIOPeer struct {
 	// KMSKeyID names the server's built-in KMS key.
 	KMSKeyID string
 
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	dir  string
-	logs *syncBuffer
+	process
 }
 
 // The MinIO server is shared by the tests of one test binary: each call of
@@ -179,9 +176,7 @@ func tryStartMinIO(bin string, env []string) (*MinIOPeer, error) {
 		SecretAccessKey: hex.EncodeToString(secret),
 		Region:          "us-east-1",
 		KMSKeyID:        MinIOKMSKeyID,
-		done:            make(chan struct{}),
-		dir:             dir,
-		logs:            &syncBuffer{},
+		process:         newProcess(dir),
 	}
 	cmd := exec.Command(bin, "server",
 		"--address", fmt.Sprintf("127.0.0.1:%d", port),
@@ -202,17 +197,9 @@ func tryStartMinIO(bin string, env []string) (*MinIOPeer, error) {
 		"MINIO_KMS_SECRET_KEY="+MinIOKMSKeyID+":"+base64.StdEncoding.EncodeToString(kmsKey),
 	)
 	cmd.Env = append(cmd.Env, env...)
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	setDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
+	if err := p.start(cmd); err != nil {
 		return nil, err
 	}
-	p.cmd = cmd
-	go func() {
-		cmd.Wait()
-		close(p.done)
-	}()
 	if err := p.waitLive(60 * time.Second); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("%w; server output:\n%s", err, p.logs.tail(2000))
@@ -270,14 +257,6 @@ func (p *MinIOPeer) waitLive(timeout time.Duration) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("minio was not live after %s", timeout)
-}
-
-func (p *MinIOPeer) stop() {
-	if p.cmd != nil && p.cmd.Process != nil {
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-	os.RemoveAll(p.dir)
 }
 
 // Client returns an S3 client with the root user's credentials, path

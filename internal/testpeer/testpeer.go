@@ -94,3 +94,43 @@ func RandomName(prefix string) string {
 	rand.Read(b)
 	return strings.ToLower(prefix) + hex.EncodeToString(b)
 }
+
+// process is a peer's server process.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	dir  string        // the peer's files, removed by stop ("" for none)
+	logs *syncBuffer
+}
+
+func newProcess(dir string) process {
+	return process{done: make(chan struct{}), dir: dir, logs: &syncBuffer{}}
+}
+
+// start starts cmd with its output in p.logs, to die with the test
+// process; if it cannot, it removes p.dir.
+func (p *process) start(cmd *exec.Cmd) error {
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	setDeathSignal(cmd)
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(p.dir)
+		return err
+	}
+	p.cmd = cmd
+	go func() {
+		cmd.Wait()
+		close(p.done)
+	}()
+	return nil
+}
+
+// stop kills the process, waits for it to exit and removes p.dir.
+func (p *process) stop() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	if p.dir != "" {
+		os.RemoveAll(p.dir)
+	}
+}
