@@ -41,14 +41,7 @@ type FakeGCSPeer struct {
 // it, or fails tb when SIGNET_TEST_PEERS=require.
 func FakeGCS(tb testing.TB) *FakeGCSPeer {
 	tb.Helper()
-	bin, ok := findBinary(FakeGCSEnv, "fake-gcs-server")
-	if !ok {
-		what := "fake-gcs-server binary"
-		if bin != "" {
-			what = fmt.Sprintf("fake-gcs-server binary (%s=%s)", FakeGCSEnv, bin)
-		}
-		absent(tb, what, FakeGCSInstall)
-	}
+	bin := needBinary(tb, FakeGCSEnv, "fake-gcs-server", FakeGCSInstall)
 	var errs []error
 	for range 3 {
 		p, err := startFakeGCS(bin)

@@ -73,14 +73,7 @@ var minio struct {
 // SIGNET_TEST_PEERS=require. A binary that does not start fails tb.
 func MinIO(tb testing.TB) *MinIOPeer {
 	tb.Helper()
-	bin, ok := findBinary(MinIOEnv, "minio")
-	if !ok {
-		what := "minio binary"
-		if bin != "" {
-			what = fmt.Sprintf("minio binary (%s=%s)", MinIOEnv, bin)
-		}
-		absent(tb, what, MinIOInstall)
-	}
+	bin := needBinary(tb, MinIOEnv, "minio", MinIOInstall)
 	minio.mu.Lock()
 	defer minio.mu.Unlock()
 	if minio.peer == nil {
@@ -128,10 +121,7 @@ func Main(m *testing.M) {
 // binary, skips and fails as MinIO does.
 func StartMinIO(tb testing.TB, env ...string) *MinIOPeer {
 	tb.Helper()
-	bin, ok := findBinary(MinIOEnv, "minio")
-	if !ok {
-		absent(tb, "minio binary", MinIOInstall)
-	}
+	bin := needBinary(tb, MinIOEnv, "minio", MinIOInstall)
 	p, err := startMinIO(bin, env...)
 	if err != nil {
 		tb.Fatalf("testpeer: starting MinIO (%s): %v", bin, err)

@@ -62,6 +62,21 @@ func findBinary(envVar, name string) (path string, ok bool) {
 	return "", false
 }
 
+// needBinary returns the path of a peer's binary (findBinary), or skips or
+// fails tb (absent) with howto when there is none.
+func needBinary(tb testing.TB, envVar, name, howto string) string {
+	tb.Helper()
+	bin, ok := findBinary(envVar, name)
+	if !ok {
+		what := name + " binary"
+		if bin != "" {
+			what = fmt.Sprintf("%s binary (%s=%s)", name, envVar, bin)
+		}
+		absent(tb, what, howto)
+	}
+	return bin
+}
+
 func isExecutable(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
