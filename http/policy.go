@@ -27,7 +27,7 @@ func withTeamNetworks(tx signet.Tx, c *signet.Connector) (*signet.Connector, err
 		return c, nil
 	}
 	_, stored := c.Options[OptionTeamNetworks]
-	role := c.Options["role_arn"] != ""
+	role := s3RoleSigned(c)
 	if !stored && !role {
 		return c, nil
 	}
