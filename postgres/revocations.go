@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/internal/sqlstore"
 )
 
 const revocationColumns = "id, team, user_name, key_id, issued_after, issued_before, created_at, created_by"
@@ -30,13 +31,8 @@ func (t *tx) CreateRevocation(r *signet.Revocation) error {
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	switch {
-	case r == nil || r.ID == "":
-		return invalid(op, "revocation id is required")
-	case r.IssuedBefore.IsZero():
-		return invalid(op, "issued_before is required")
-	case !r.IssuedAfter.IsZero() && !normalize(r.IssuedAfter).Before(normalize(r.IssuedBefore)):
-		return invalid(op, "issued_after must be earlier than issued_before")
+	if err := sqlstore.CheckRevocation(op, r); err != nil {
+		return err
 	}
 	if err := checkText(op, "revocation id", r.ID, "team", r.Team, "user", r.User, "key", r.KeyID, "created_by", r.CreatedBy); err != nil {
 		return err

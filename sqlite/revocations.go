@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/internal/sqlstore"
 )
 
 const revocationColumns = "id, team, user_name, key_id, issued_after, issued_before, created_at, created_by"
@@ -32,13 +33,8 @@ func (t *tx) CreateRevocation(r *signet.Revocation) error {
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	switch {
-	case r == nil || r.ID == "":
-		return invalid(op, "revocation id is required")
-	case r.IssuedBefore.IsZero():
-		return invalid(op, "issued_before is required")
-	case !r.IssuedAfter.IsZero() && !normalize(r.IssuedAfter).Before(normalize(r.IssuedBefore)):
-		return invalid(op, "issued_after must be earlier than issued_before")
+	if err := sqlstore.CheckRevocation(op, r); err != nil {
+		return err
 	}
 	after, _ := optMicros(&r.IssuedAfter)
 	before, created := normalize(r.IssuedBefore), t.stamp(r.CreatedAt)
