@@ -111,10 +111,7 @@ func TestCpRecursiveDownloadS3(t *testing.T) {
 	admin := cli{tb: t, addr: m.URL(), token: adminToken}
 	admin.must("team", "create", "ml")
 	admin.must("member", "add", "ml", "admin", "--role", "admin")
-	set := admin
-	set.env = map[string]string{"SIGNET_SECRET_ACCESS_KEY": peer.SecretAccessKey}
-	set.must("connector", "set", "ml", "--backend", "s3", "--bucket", bucket, "--prefix", "ml/",
-		"--endpoint", peer.Endpoint, "--region", peer.Region, "--path-style", "--access-key-id", peer.AccessKeyID)
+	setS3Connector(admin, peer, bucket)
 
 	big := make([]byte, 11<<20+3)
 	rand.Read(big)

@@ -23,10 +23,7 @@ func TestDoctor(t *testing.T) {
 	admin.must("user", "create", "bob")
 	admin.must("member", "add", "ml", "bob", "--role", "member")
 	bob := admin.as(strings.TrimSpace(admin.must("key", "create", "bob")))
-	set := admin
-	set.env = map[string]string{"SIGNET_SECRET_ACCESS_KEY": peer.SecretAccessKey}
-	set.must("connector", "set", "ml", "--backend", "s3", "--bucket", bucket, "--prefix", "ml/",
-		"--endpoint", peer.Endpoint, "--region", peer.Region, "--path-style", "--access-key-id", peer.AccessKeyID)
+	setS3Connector(admin, peer, bucket)
 
 	r := admin.run("doctor", "--team", "ml", "--origin", "https://app.example.com")
 	if r.code != 1 {

@@ -50,11 +50,7 @@ func TestNetworkPolicyS3(t *testing.T) {
 	admin.must("member", "add", "ml", "trainer", "--role", "admin")
 	trainer := admin.as(strings.TrimSpace(admin.must("key", "create", "trainer")))
 
-	set := admin
-	set.env = map[string]string{"SIGNET_SECRET_ACCESS_KEY": peer.SecretAccessKey}
-	set.must("connector", "set", "ml", "--backend", "s3", "--bucket", bucket, "--prefix", "ml/",
-		"--endpoint", peer.Endpoint, "--region", peer.Region, "--path-style", "--access-key-id", peer.AccessKeyID,
-		"--role-arn", "arn:minio:iam:::role/signet-test")
+	setS3Connector(admin, peer, bucket, "--role-arn", "arn:minio:iam:::role/signet-test")
 	if _, err := peer.Client().PutObject(context.Background(), &s3.PutObjectInput{
 		Bucket: aws.String(bucket), Key: aws.String("ml/x"), Body: strings.NewReader("x")}); err != nil {
 		t.Fatal(err)

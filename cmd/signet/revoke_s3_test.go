@@ -37,11 +37,7 @@ func TestRevokeS3Role(t *testing.T) {
 	m, adminToken := MustRunMain(t)
 	admin := cli{tb: t, addr: m.URL(), token: adminToken}
 	admin.must("team", "create", "ml")
-	set := admin
-	set.env = map[string]string{"SIGNET_SECRET_ACCESS_KEY": peer.SecretAccessKey}
-	set.must("connector", "set", "ml", "--backend", "s3", "--bucket", bucket, "--prefix", "ml/",
-		"--endpoint", peer.Endpoint, "--region", peer.Region, "--path-style", "--access-key-id", peer.AccessKeyID,
-		"--role-arn", "arn:minio:iam:::role/signet-test")
+	setS3Connector(admin, peer, bucket, "--role-arn", "arn:minio:iam:::role/signet-test")
 
 	put := strings.TrimSpace(admin.must("presign", "put", "ml", "f"))
 	req, _ := http.NewRequest(http.MethodPut, put, strings.NewReader("data"))

@@ -30,10 +30,7 @@ func TestS3EndToEnd(t *testing.T) {
 
 	// The secret comes from the environment, never a flag, and never
 	// comes back.
-	set := admin
-	set.env = map[string]string{"SIGNET_SECRET_ACCESS_KEY": peer.SecretAccessKey}
-	out := set.must("connector", "set", "ml", "--backend", "s3", "--bucket", bucket, "--prefix", "ml/",
-		"--endpoint", peer.Endpoint, "--region", peer.Region, "--path-style", "--access-key-id", peer.AccessKeyID, "--json")
+	out := setS3Connector(admin, peer, bucket, "--json")
 	if strings.Contains(out, peer.SecretAccessKey) {
 		t.Fatal("connector set printed the secret")
 	}
@@ -99,4 +96,15 @@ func send(t *testing.T, method, url string, headers map[string]string, body []by
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// setS3Connector points team ml's connector at bucket on the MinIO peer,
+// under prefix ml/, with the root user's secret key from the environment,
+// and returns what connector set printed. extra are more flags.
+func setS3Connector(admin cli, peer *testpeer.MinIOPeer, bucket string, extra ...string) string {
+	admin.tb.Helper()
+	set := admin
+	set.env = map[string]string{"SIGNET_SECRET_ACCESS_KEY": peer.SecretAccessKey}
+	return set.must(append([]string{"connector", "set", "ml", "--backend", "s3", "--bucket", bucket, "--prefix", "ml/",
+		"--endpoint", peer.Endpoint, "--region", peer.Region, "--path-style", "--access-key-id", peer.AccessKeyID}, extra...)...)
 }

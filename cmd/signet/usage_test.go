@@ -50,10 +50,7 @@ func TestUsageMinIOWebhook(t *testing.T) {
 	admin.must("member", "add", "ml", "trainer", "--role", "member")
 	admin.must("member", "add", "ml", "admin", "--role", "admin")
 	trainer := admin.as(strings.TrimSpace(admin.must("key", "create", "trainer")))
-	set := admin
-	set.env = map[string]string{"SIGNET_SECRET_ACCESS_KEY": peer.SecretAccessKey}
-	set.must("connector", "set", "ml", "--backend", "s3", "--bucket", bucket, "--prefix", "ml/",
-		"--endpoint", peer.Endpoint, "--region", peer.Region, "--path-style", "--access-key-id", peer.AccessKeyID)
+	setS3Connector(admin, peer, bucket)
 
 	payload := bytes.Repeat([]byte("usage! "), 1000)
 	var put struct {
