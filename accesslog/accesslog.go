@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/storage"
 )
 
 // maxGrantID bounds a grant id read from a record; signet issues 16
@@ -31,16 +32,7 @@ const maxGrantID = 128
 // validGrant reports whether s can be a grant id: 1 to 128 characters of
 // [A-Za-z0-9._~-], as storage.SignOptions requires.
 func validGrant(s string) bool {
-	if s == "" || len(s) > maxGrantID {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '~' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return s != "" && len(s) <= maxGrantID && storage.IsToken(s)
 }
 
 // minioEntry is the part of a MinIO audit log entry (madmin-go's
