@@ -202,23 +202,11 @@ func LoadOrCreateKey(path string) (key ed25519.PrivateKey, created bool, err err
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, false, fmt.Errorf("checkpoint key: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	tmp, err := atomicfile.WriteTemp(path, data, 0o600)
 	if err != nil {
 		return nil, false, fmt.Errorf("checkpoint key: %w", err)
 	}
-	tmp := f.Name()
 	defer os.Remove(tmp)
-	// CreateTemp makes the file 0600.
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("checkpoint key: %w", err)
-	}
 	// Link fails if path exists: a concurrent start wrote its key first.
 	if err := os.Link(tmp, path); errors.Is(err, fs.ErrExist) {
 		key, err = ReadKey(path)
