@@ -401,17 +401,7 @@ func (b *Backend) blobURL(dst []byte, key string) []byte {
 // but the unreserved characters of RFC 3986 and "/" is escaped, so "%",
 // "+", "?" and "#" travel literally and Azure decodes exactly the key.
 func appendPathEscaped(dst []byte, key string) []byte {
-	const hex = "0123456789ABCDEF"
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '/' {
-			dst = append(dst, c)
-			continue
-		}
-		dst = append(dst, '%', hex[c>>4], hex[c&15])
-	}
-	return dst
+	return driver.AppendEscaped(dst, key, true)
 }
 
 // ipRange returns the sip range of an IPv4 network (IPv4-mapped IPv6

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/signetdev/signet/storage/driver"
 )
 
 // Signing algorithms of GCS V4 signatures.
@@ -216,15 +218,5 @@ func escape(s string) string {
 // appendEscaped appends s percent-encoded: every byte but the unreserved
 // characters of RFC 3986, and "/" when keepSlash.
 func appendEscaped(dst []byte, s string, keepSlash bool) []byte {
-	const hexDigits = "0123456789ABCDEF"
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '/' && keepSlash {
-			dst = append(dst, c)
-			continue
-		}
-		dst = append(dst, '%', hexDigits[c>>4], hexDigits[c&15])
-	}
-	return dst
+	return driver.AppendEscaped(dst, s, keepSlash)
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/signetdev/signet/storage/driver"
 )
 
 // This file is signet's own AWS Signature Version 4 query presigner: the
@@ -337,30 +339,13 @@ func appendCanonicalValue(b []byte, v string) []byte {
 	return b
 }
 
-// unreserved marks the bytes AWS leaves unencoded: A-Z a-z 0-9 - _ . ~
-var unreserved = func() (t [256]bool) {
-	for c := 0; c < 256; c++ {
-		t[c] = 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '_' || c == '.' || c == '~'
-	}
-	return t
-}()
-
 const upperHex = "0123456789ABCDEF"
 
 // appendEscaped appends s with every byte but the unreserved ones
 // percent-encoded with upper-case hex digits; "/" is kept unless
 // encodeSlash.
 func appendEscaped(b []byte, s string, encodeSlash bool) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if unreserved[c] || c == '/' && !encodeSlash {
-			b = append(b, c)
-			continue
-		}
-		b = append(b, '%', upperHex[c>>4], upperHex[c&15])
-	}
-	return b
+	return driver.AppendEscaped(b, s, !encodeSlash)
 }
 
 // appendPathEscaped appends an S3 object path: s encoded once, "/" kept.
