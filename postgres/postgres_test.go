@@ -1102,52 +1102,12 @@ func TestHarden(t *testing.T) {
 
 func TestClock(t *testing.T) {
 	db := MustOpenDB(t)
-	now := time.Date(2030, 1, 2, 3, 4, 5, 6789, time.UTC)
-	db.Now = func() time.Time { return now }
-	tm := &signet.Team{Name: "ml"}
-	ev := &signet.AuditEvent{Action: signet.ActionTeamCreate, Outcome: signet.OutcomeAllowed}
-	err := db.Update(t.Context(), func(tx signet.Tx) error {
-		if err := tx.CreateTeam(tm); err != nil {
-			return err
-		}
-		return tx.AppendAudit(ev)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := now.Truncate(time.Microsecond)
-	if !tm.CreatedAt.Equal(want) || !ev.Time.Equal(want) {
-		t.Errorf("CreatedAt %v, Time %v; want %v from the injected clock", tm.CreatedAt, ev.Time, want)
-	}
+	storetest.RunClock(t, db, func(now func() time.Time) { db.Now = now })
 }
 
-func BenchmarkAppendAudit10k(b *testing.B) {
-	db := MustOpenDB(b)
-	ctx := context.Background()
-	const n = 10000
-	evs := make([]*signet.AuditEvent, n)
-	for i := range evs {
-		evs[i] = benchEvent(i)
-	}
-	for b.Loop() {
-		if err := db.Update(ctx, func(tx signet.Tx) error { return tx.AppendAudit(evs...) }); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
-}
+func BenchmarkAppendAudit10k(b *testing.B) { storetest.BenchmarkAppendAudit10k(b, MustOpenDB(b)) }
 
-func BenchmarkUpdateSingle(b *testing.B) {
-	db := MustOpenDB(b)
-	ctx := context.Background()
-	ev := benchEvent(0)
-	for b.Loop() {
-		if err := db.Update(ctx, func(tx signet.Tx) error { return tx.AppendAudit(ev) }); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
-}
+func BenchmarkUpdateSingle(b *testing.B) { storetest.BenchmarkUpdateSingle(b, MustOpenDB(b)) }
 
 // BenchmarkUpdateParallel measures audited commits from many goroutines:
 // appends serialise on the audit head, so this is the ceiling that all
@@ -1157,7 +1117,7 @@ func BenchmarkUpdateParallel(b *testing.B) {
 	ctx := context.Background()
 	b.SetParallelism(4)
 	b.RunParallel(func(pb *testing.PB) {
-		ev := benchEvent(0)
+		ev := storetest.UpdateEvent(0)
 		for pb.Next() {
 			e := *ev
 			if err := db.Update(ctx, func(tx signet.Tx) error { return tx.AppendAudit(&e) }); err != nil {
@@ -1167,14 +1127,4 @@ func BenchmarkUpdateParallel(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
-}
-
-func benchEvent(i int) *signet.AuditEvent {
-	return &signet.AuditEvent{
-		RequestID: fmt.Sprintf("req-%d", i), ActorUser: "alice", ActorKey: "abcdefghijklmnop",
-		Team: "ml", Action: signet.ActionPresignDownload, Outcome: signet.OutcomeAllowed,
-		Store: signet.BackendS3, Bucket: "data", ObjectKey: fmt.Sprintf("ml/datasets/shard-%05d.tar", i),
-		GrantID: fmt.Sprintf("grant%011d", i), Method: "GET", ExpiresAt: time.Now().Add(time.Hour),
-		ClientIP: "10.0.0.7", UserAgent: "signet-cli/1.0",
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/storetest"
 )
 
 // BenchmarkGroupCommit: 32 callers per core append one audit event each
@@ -18,7 +19,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 	before := db.Stats()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			ev := benchEvent(int(n.Add(1)))
+			ev := storetest.UpdateEvent(int(n.Add(1)))
 			if err := db.Update(context.Background(), func(tx signet.Tx) error { return tx.AppendAudit(ev) }); err != nil {
 				b.Error(err)
 				return

@@ -352,7 +352,7 @@ func TestFull(t *testing.T) {
 	}
 	evs := make([]*signet.AuditEvent, 2000)
 	for i := range evs {
-		evs[i] = benchEvent(i)
+		evs[i] = storetest.UpdateEvent(i)
 	}
 	err := db.Update(ctx, func(tx signet.Tx) error { return tx.AppendAudit(evs...) })
 	t.Logf("Update on a full database: %v", err)
@@ -427,59 +427,9 @@ func TestUpdateDeadline(t *testing.T) {
 
 func TestClock(t *testing.T) {
 	db := MustOpenDB(t)
-	now := time.Date(2030, 1, 2, 3, 4, 5, 6789, time.UTC)
-	db.Now = func() time.Time { return now }
-	tm := &signet.Team{Name: "ml"}
-	ev := &signet.AuditEvent{Action: signet.ActionTeamCreate, Outcome: signet.OutcomeAllowed}
-	err := db.Update(t.Context(), func(tx signet.Tx) error {
-		if err := tx.CreateTeam(tm); err != nil {
-			return err
-		}
-		return tx.AppendAudit(ev)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := now.Truncate(time.Microsecond)
-	if !tm.CreatedAt.Equal(want) || !ev.Time.Equal(want) {
-		t.Errorf("CreatedAt %v, Time %v; want %v from the injected clock", tm.CreatedAt, ev.Time, want)
-	}
+	storetest.RunClock(t, db, func(now func() time.Time) { db.Now = now })
 }
 
-func BenchmarkAppendAudit10k(b *testing.B) {
-	db := MustOpenDB(b)
-	ctx := context.Background()
-	const n = 10000
-	evs := make([]*signet.AuditEvent, n)
-	for i := range evs {
-		evs[i] = benchEvent(i)
-	}
-	for b.Loop() {
-		if err := db.Update(ctx, func(tx signet.Tx) error { return tx.AppendAudit(evs...) }); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
-}
+func BenchmarkAppendAudit10k(b *testing.B) { storetest.BenchmarkAppendAudit10k(b, MustOpenDB(b)) }
 
-func BenchmarkUpdateSingle(b *testing.B) {
-	db := MustOpenDB(b)
-	ctx := context.Background()
-	ev := benchEvent(0)
-	for b.Loop() {
-		if err := db.Update(ctx, func(tx signet.Tx) error { return tx.AppendAudit(ev) }); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
-}
-
-func benchEvent(i int) *signet.AuditEvent {
-	return &signet.AuditEvent{
-		RequestID: fmt.Sprintf("req-%d", i), ActorUser: "alice", ActorKey: "abcdefghijklmnop",
-		Team: "ml", Action: signet.ActionPresignDownload, Outcome: signet.OutcomeAllowed,
-		Store: signet.BackendS3, Bucket: "data", ObjectKey: fmt.Sprintf("ml/datasets/shard-%05d.tar", i),
-		GrantID: fmt.Sprintf("grant%011d", i), Method: "GET", ExpiresAt: time.Now().Add(time.Hour),
-		ClientIP: "10.0.0.7", UserAgent: "signet-cli/1.0",
-	}
-}
+func BenchmarkUpdateSingle(b *testing.B) { storetest.BenchmarkUpdateSingle(b, MustOpenDB(b)) }
