@@ -74,6 +74,18 @@ func DownloadFile(ctx context.Context, c *sighttp.Client, team, key, path string
 	if err != nil {
 		return nil, err
 	}
+	res, err := d.toTemp(ctx, f, func() error { return os.Rename(tmp, path) }, func() { os.Remove(tmp) })
+	if err != nil {
+		return nil, err
+	}
+	atomicfile.SyncDir(filepath.Dir(path)) // makes the rename durable; best effort
+	return res, nil
+}
+
+// toTemp downloads into f, a temporary file, and closes it; once the
+// download is complete and synced, commit moves the file into place.
+// Otherwise, or when commit fails, remove deletes the temporary file.
+func (d *downloader) toTemp(ctx context.Context, f *os.File, commit func() error, remove func()) (*Result, error) {
 	res, err := d.toFile(ctx, f)
 	if err == nil && ctx.Err() != nil {
 		// Cancelled as the last bytes arrived: do not commit the file.
@@ -86,13 +98,12 @@ func DownloadFile(ctx context.Context, c *sighttp.Client, team, key, path string
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = commit()
 	}
 	if err != nil {
-		os.Remove(tmp)
+		remove()
 		return nil, err
 	}
-	atomicfile.SyncDir(filepath.Dir(path)) // makes the rename durable; best effort
 	return res, nil
 }
 

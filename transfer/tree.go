@@ -304,23 +304,13 @@ func downloadRoot(ctx context.Context, d *downloader, root *os.Root, name string
 	if err != nil {
 		return nil, d.errorf(signet.Conflict, err, "cannot write %s: %s", tmp, pathError(err))
 	}
-	res, err := d.toFile(ctx, f)
-	if err == nil && ctx.Err() != nil {
-		err = context.Cause(ctx)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		if err = root.Rename(tmp, name); err != nil {
-			err = d.errorf(signet.Conflict, err, "cannot move the download into place at %s: %s", name, pathError(err))
+	res, err := d.toTemp(ctx, f, func() error {
+		if err := root.Rename(tmp, name); err != nil {
+			return d.errorf(signet.Conflict, err, "cannot move the download into place at %s: %s", name, pathError(err))
 		}
-	}
+		return nil
+	}, func() { root.Remove(tmp) })
 	if err != nil {
-		root.Remove(tmp)
 		return nil, err
 	}
 	if dir, err := root.Open(path.Dir(filepath.ToSlash(name))); err == nil {
