@@ -151,38 +151,21 @@ func (b *Backend) checkBucket(ctx context.Context, missing bool) (driver.Check, 
 	if b.prefix != "" {
 		q = append(q, param{"prefix", b.prefix})
 	}
-	r := &request{method: http.MethodGet, host: b.host, path: b.basePath, query: q,
-		time: b.now(), expires: int64(controlExpiry / time.Second)}
-	var (
-		date string
-		err  error
-		resp *http.Response
-	)
-	var s *signed
-	if s, err = b.signer.presign(ctx, r); err == nil {
-		var req *http.Request
-		if req, err = http.NewRequestWithContext(ctx, http.MethodGet, b.url(r.path, s.query), nil); err == nil {
-			if resp, err = b.client.Do(req); err != nil {
-				err = &transportErr{cause: unwrapURLError(err)}
-			}
-		}
-	}
-	if resp != nil {
-		date = resp.Header.Get("Date")
-		if resp.StatusCode >= 300 {
-			err = readStoreErr(resp)
-		}
+	resp, err := b.callPath(ctx, http.MethodGet, b.basePath, q, nil, nil)
+	if err == nil {
+		date := resp.Header.Get("Date")
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
-	}
-	if err == nil {
 		c.Status, c.Detail = driver.CheckOK, fmt.Sprintf("bucket %s reachable; %s listable with the signing credentials", b.bucket, orWhole(b.prefix))
 		return c, date
 	}
 	c.Status = driver.CheckFail
 	c.Detail = fmt.Sprintf("cannot list %s in bucket %s: %s", orWhole(b.prefix), b.bucket, describeErr(err))
 	var se *storeErr
-	errors.As(err, &se)
+	date := ""
+	if errors.As(err, &se) {
+		date = se.Date
+	}
 	switch {
 	case se != nil && (se.Code == "NoSuchBucket" || se.Status == http.StatusNotFound || missing):
 		if se.Code != "NoSuchBucket" && se.Status != http.StatusNotFound {

@@ -17,6 +17,7 @@ import (
 type storeErr struct {
 	Status int
 	Code   string
+	Date   string // the answer's Date header, for doctor's clock check
 }
 
 func (e *storeErr) Error() string {
@@ -40,10 +41,12 @@ func unwrapURLError(err error) error {
 
 func readStoreErr(resp *http.Response) error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if e := parseStoreErr(resp.StatusCode, data); e != nil {
-		return e
+	e := parseStoreErr(resp.StatusCode, data)
+	if e == nil {
+		e = &storeErr{Status: resp.StatusCode}
 	}
-	return &storeErr{Status: resp.StatusCode}
+	e.Date = resp.Header.Get("Date")
+	return e
 }
 
 // parseStoreErr returns the error in an XML <Error> document, or nil when
