@@ -93,12 +93,7 @@ func (db *DB) runBatch(reqs []*sqlstore.Request) {
 		// abort) the transaction the others share. A caller whose
 		// deadline passed meanwhile gets nothing committed.
 		t := &tx{ctx: ctx, db: db, tx: ptx, batch: b, req: r}
-		r.Err = run(r.Fn, t)
-		if r.Err == nil {
-			if err := deadline.Expired(r.Ctx); err != nil {
-				r.Err = storeError(op, err, "")
-			}
-		}
+		r.Run(op, t, func(err error) error { return storeError(op, err, "") })
 		if b.err == nil {
 			if err := t.endSavepoint(r.Err == nil); err != nil {
 				if r.Err == nil && signet.ErrorCode(err) == signet.Internal {
@@ -134,17 +129,6 @@ func (db *DB) runBatch(reqs []*sqlstore.Request) {
 		return
 	}
 	finish(nil)
-}
-
-// run calls fn, turning a panic into an Internal error so that one bad
-// caller cannot stop the writer.
-func run(fn func(signet.Tx) error, t *tx) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = signet.E("postgres.Update", signet.Internal, "internal error", fmt.Errorf("panic in Update: %v", p))
-		}
-	}()
-	return fn(t)
 }
 
 // prepare runs before each statement of a batched function: it opens the

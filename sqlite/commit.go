@@ -102,12 +102,7 @@ func (db *DB) runBatch(reqs []*sqlstore.Request) {
 		// deadline passed meanwhile gets nothing committed.
 		t := &tx{ctx: ctx, db: db, tx: stx, audit: audit, batch: b, req: r}
 		before := headState{b.head, b.loaded, b.dirty}
-		r.Err = run(r.Fn, t)
-		if r.Err == nil {
-			if err := deadline.Expired(r.Ctx); err != nil {
-				r.Err = storeError(op, err, "")
-			}
-		}
+		r.Run(op, t, func(err error) error { return storeError(op, err, "") })
 		if r.Err == nil && len(t.pending) > 0 {
 			if len(t.pending) == 1 && !t.savepoint {
 				// One row: the INSERT is atomic, no savepoint needed.
@@ -435,17 +430,6 @@ func (db *DB) queryRowWrite(ctx context.Context, stx *sql.Tx, query string, args
 		return st.QueryRowContext(ctx, args...)
 	}
 	return stx.QueryRowContext(ctx, query, args...)
-}
-
-// run calls fn, turning a panic into an Internal error so that one bad
-// caller cannot stop the writer.
-func run(fn func(signet.Tx) error, t *tx) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = signet.E("sqlite.Update", signet.Internal, "internal error", fmt.Errorf("panic in Update: %v", p))
-		}
-	}()
-	return fn(t)
 }
 
 // Stats counts the writer's work since Open.

@@ -4,10 +4,12 @@ package sqlstore
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/internal/deadline"
 )
 
 // MaxBatch bounds how many Updates share one transaction.
@@ -120,6 +122,29 @@ func Claim(reqs []*Request) []*Request {
 		}
 	}
 	return live
+}
+
+// Run calls r.Fn with t and sets r.Err to what it returned: an Internal
+// error with op if it panicked, so that one bad caller cannot stop the
+// writer, and ctxErr of the caller's context error if it returned nil
+// after the caller's deadline passed, so that the caller gets nothing
+// committed.
+func (r *Request) Run(op string, t signet.Tx, ctxErr func(error) error) {
+	r.Err = call(op, r.Fn, t)
+	if r.Err == nil {
+		if err := deadline.Expired(r.Ctx); err != nil {
+			r.Err = ctxErr(err)
+		}
+	}
+}
+
+func call(op string, fn func(signet.Tx) error, t signet.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = signet.E(op, signet.Internal, "internal error", fmt.Errorf("panic in Update: %v", p))
+		}
+	}()
+	return fn(t)
 }
 
 // Finish ends the claimed requests live, giving err to those that have
