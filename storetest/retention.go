@@ -272,11 +272,7 @@ func testRetentionUsage(t *testing.T, s signet.Store) {
 	if _, _, err := f.retention(s, 0).Prune(t.Context()); err != nil {
 		t.Fatalf("Prune: %v", err)
 	}
-	var us []*signet.AddressUsage
-	mustView(t, s, func(tx signet.Tx) (err error) {
-		us, err = usageTx(t, tx).GrantUsage([]string{"g-old", "g-new"})
-		return err
-	})
+	us := grantUsage(t, s, "g-old", "g-new")
 	if len(us) != 1 || us[0].GrantID != "g-new" {
 		t.Errorf("usage left %+v, want only g-new's", us)
 	}

@@ -67,11 +67,7 @@ func testAppendUsageOK(t *testing.T, s signet.Store) {
 	}
 	checkTime(t, "Time", a.Time, base)
 	checkRecent(t, "IngestedAt", a.IngestedAt, before, after)
-	var us []*signet.AddressUsage
-	mustView(t, s, func(tx signet.Tx) (err error) {
-		us, err = usageTx(t, tx).GrantUsage([]string{"g1"})
-		return err
-	})
+	us := grantUsage(t, s, "g1")
 	if len(us) != 1 {
 		t.Fatalf("GrantUsage = %d entries, want 1", len(us))
 	}
@@ -103,11 +99,7 @@ func testAppendUsageDuplicates(t *testing.T, s signet.Store) {
 	if other.ID == 0 || inBatch.ID == 0 {
 		t.Errorf("new events got IDs %d, %d; want set", other.ID, inBatch.ID)
 	}
-	var us []*signet.AddressUsage
-	mustView(t, s, func(tx signet.Tx) (err error) {
-		us, err = usageTx(t, tx).GrantUsage([]string{"g1", "g2"})
-		return err
-	})
+	us := grantUsage(t, s, "g1", "g2")
 	uses := map[string]int64{}
 	for _, u := range us {
 		uses[u.GrantID] += u.Uses
@@ -139,11 +131,7 @@ func testAppendUsageErrInvalid(t *testing.T, s signet.Store) {
 		return err
 	})
 	wantCode(t, "nil", err, signet.Invalid)
-	var us []*signet.AddressUsage
-	mustView(t, s, func(tx signet.Tx) (err error) {
-		us, err = usageTx(t, tx).GrantUsage([]string{"g1"})
-		return err
-	})
+	us := grantUsage(t, s, "g1")
 	if len(us) != 0 {
 		t.Errorf("a refused batch stored events: %+v", us[0])
 	}
@@ -155,11 +143,7 @@ func testAppendUsageBytes(t *testing.T, s signet.Store) {
 	e := usageEvent("g\\1", "bad\x00addr\xff", 200, base)
 	e.ObjectKey = "k\xff\\x00"
 	appendUsage(t, s, e)
-	var us []*signet.AddressUsage
-	mustView(t, s, func(tx signet.Tx) (err error) {
-		us, err = usageTx(t, tx).GrantUsage([]string{"g\\1"})
-		return err
-	})
+	us := grantUsage(t, s, "g\\1")
 	if len(us) != 1 || us[0].GrantID != "g\\1" || us[0].RemoteAddr != "bad\x00addr\xff" {
 		t.Errorf("GrantUsage = %+v, want the exact grant and address", us)
 	}
@@ -265,11 +249,7 @@ func testGrantUsage(t *testing.T, s signet.Store) {
 		usageEvent("g2", "192.0.2.1", 404, base),
 		usageEvent("other", "192.0.2.1", 200, base),
 	)
-	var us []*signet.AddressUsage
-	mustView(t, s, func(tx signet.Tx) (err error) {
-		us, err = usageTx(t, tx).GrantUsage([]string{"g1", "g2", "unused"})
-		return err
-	})
+	us := grantUsage(t, s, "g1", "g2", "unused")
 	got := make([]string, 0, len(us))
 	for _, u := range us {
 		got = append(got, u.GrantID+" "+u.RemoteAddr)
@@ -313,11 +293,7 @@ func testPruneUsage(t *testing.T, s signet.Store) {
 	if n != 2 {
 		t.Errorf("PruneUsage deleted %d, want 2", n)
 	}
-	var us []*signet.AddressUsage
-	mustView(t, s, func(tx signet.Tx) (err error) {
-		us, err = usageTx(t, tx).GrantUsage([]string{"g1", "g2"})
-		return err
-	})
+	us := grantUsage(t, s, "g1", "g2")
 	uses := map[string]int64{}
 	for _, u := range us {
 		uses[u.GrantID] += u.Uses
@@ -332,4 +308,15 @@ func testPruneUsage(t *testing.T, s signet.Store) {
 	if n != 0 {
 		t.Errorf("second PruneUsage deleted %d, want 0", n)
 	}
+}
+
+// grantUsage reads the usage of grantIDs from s.
+func grantUsage(t *testing.T, s signet.Store, grantIDs ...string) []*signet.AddressUsage {
+	t.Helper()
+	var us []*signet.AddressUsage
+	mustView(t, s, func(tx signet.Tx) (err error) {
+		us, err = usageTx(t, tx).GrantUsage(grantIDs)
+		return err
+	})
+	return us
 }
