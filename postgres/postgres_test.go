@@ -943,23 +943,9 @@ func TestIsolation(t *testing.T) {
 // that this role can append to the audit log but not change or delete what
 // it holds.
 func TestHarden(t *testing.T) {
-	admin := testpeer.PostgresURL(t)
-	role := randomName("signet_app_")
 	// Registered before the tests' databases, so it runs after they are
 	// dropped, taking the role's grants with them.
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), admin)
-		if err != nil {
-			t.Errorf("dropping role: %v", err)
-			return
-		}
-		defer c.Close(context.Background())
-		for _, s := range []string{"DROP OWNED BY " + pgx.Identifier{role}.Sanitize(), "DROP ROLE IF EXISTS " + pgx.Identifier{role}.Sanitize()} {
-			if _, err := c.Exec(context.Background(), s); err != nil {
-				t.Errorf("%s: %v", s, err)
-			}
-		}
-	})
+	role := appRole(t)
 	asRole := func(t *testing.T, u string) string {
 		p, err := url.Parse(u)
 		if err != nil {

@@ -27,21 +27,7 @@ func TestRetention(t *testing.T) {
 // not delete from the log, so retention run as it deletes nothing and
 // says how to prune instead; the owner prunes.
 func TestRetentionAppRole(t *testing.T) {
-	admin := testpeer.PostgresURL(t)
-	role := randomName("signet_app_")
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), admin)
-		if err != nil {
-			t.Errorf("dropping role: %v", err)
-			return
-		}
-		defer c.Close(context.Background())
-		for _, s := range []string{"DROP OWNED BY " + pgx.Identifier{role}.Sanitize(), "DROP ROLE IF EXISTS " + pgx.Identifier{role}.Sanitize()} {
-			if _, err := c.Exec(context.Background(), s); err != nil {
-				t.Errorf("%s: %v", s, err)
-			}
-		}
-	})
+	role := appRole(t)
 	owner := testpeer.PostgresURL(t)
 	mustMigrate(t, owner)
 	if err := Harden(t.Context(), owner, role); err != nil {
@@ -143,4 +129,26 @@ func BenchmarkPrune(b *testing.B) {
 		db.WriteTimeout = time.Minute
 		return db
 	}, n)
+}
+
+// appRole returns the name of a new role for the application, which the
+// test's cleanup drops with its grants. Call it before the test opens its
+// databases, so that the cleanup runs after they are dropped.
+func appRole(t *testing.T) string {
+	admin := testpeer.PostgresURL(t)
+	role := randomName("signet_app_")
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), admin)
+		if err != nil {
+			t.Errorf("dropping role: %v", err)
+			return
+		}
+		defer c.Close(context.Background())
+		for _, s := range []string{"DROP OWNED BY " + pgx.Identifier{role}.Sanitize(), "DROP ROLE IF EXISTS " + pgx.Identifier{role}.Sanitize()} {
+			if _, err := c.Exec(context.Background(), s); err != nil {
+				t.Errorf("%s: %v", s, err)
+			}
+		}
+	})
+	return role
 }
