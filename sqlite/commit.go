@@ -260,14 +260,30 @@ func (t *tx) chainAudit(events []*signet.AuditEvent) error {
 	if err != nil {
 		return err
 	}
+	b.head, b.dirty = chainAfter(head, events), true
+	b.rows = append(b.rows, events...)
+	return nil
+}
+
+// chainAfter numbers stamped events from head on, chains them to it and
+// returns the head after them.
+func chainAfter(head signet.AuditHead, events []*signet.AuditEvent) signet.AuditHead {
 	for i, e := range events {
 		e.ID = head.Seq + 1 + int64(i)
 		e.Seq = e.ID
 	}
-	last := auditlog.Chain(head.Hash, events...)
-	b.head, b.dirty = signet.AuditHead{Seq: events[len(events)-1].ID, Hash: last}, true
-	b.rows = append(b.rows, events...)
-	return nil
+	return signet.AuditHead{Seq: events[len(events)-1].ID, Hash: auditlog.Chain(head.Hash, events...)}
+}
+
+// appendAuditArgs appends the values of insertAudit for e to args.
+func appendAuditArgs(args []any, e *signet.AuditEvent) []any {
+	var expires sql.NullInt64
+	if !e.ExpiresAt.IsZero() {
+		expires = sql.NullInt64{Int64: micros(e.ExpiresAt), Valid: true}
+	}
+	return append(args, e.ID, micros(e.Time), e.RequestID, e.ActorUser, e.ActorKey, e.Team,
+		e.Action, e.Outcome, string(e.Code), e.Reason, e.Store, e.Bucket, e.ObjectKey, e.UploadID,
+		e.GrantID, e.Method, expires, e.ClientIP, e.UserAgent, e.Target, e.PrevHash[:], e.Hash[:])
 }
 
 // rowChunks are the row counts of the multi-row audit inserts, prepared
@@ -309,13 +325,7 @@ func (t *tx) flushRows() error {
 		}
 		args := b.args[:0]
 		for _, e := range rows[:n] {
-			var expires sql.NullInt64
-			if !e.ExpiresAt.IsZero() {
-				expires = sql.NullInt64{Int64: micros(e.ExpiresAt), Valid: true}
-			}
-			args = append(args, e.ID, micros(e.Time), e.RequestID, e.ActorUser, e.ActorKey, e.Team,
-				e.Action, e.Outcome, string(e.Code), e.Reason, e.Store, e.Bucket, e.ObjectKey, e.UploadID,
-				e.GrantID, e.Method, expires, e.ClientIP, e.UserAgent, e.Target, e.PrevHash[:], e.Hash[:])
+			args = appendAuditArgs(args, e)
 		}
 		b.args = args
 		if _, err := t.db.execWrite(t.ctx, t.tx, insertAuditRows[n], args...); err != nil {
@@ -346,11 +356,7 @@ func (t *tx) insertAudit(events []*signet.AuditEvent) error {
 		}
 		copy(head.Hash[:], hash)
 	}
-	for i, e := range events {
-		e.ID = head.Seq + 1 + int64(i)
-		e.Seq = e.ID
-	}
-	last := auditlog.Chain(head.Hash, events...)
+	newHead := chainAfter(head, events)
 	if t.audit == nil {
 		t.audit = t.db.writeStmt(t.ctx, t.tx, insertAudit) // closed by the transaction's end
 		if t.audit == nil {
@@ -361,19 +367,13 @@ func (t *tx) insertAudit(events []*signet.AuditEvent) error {
 			t.audit = st
 		}
 	}
+	var args []any
 	for _, e := range events {
-		var expires sql.NullInt64
-		if !e.ExpiresAt.IsZero() {
-			expires = sql.NullInt64{Int64: micros(e.ExpiresAt), Valid: true}
-		}
-		_, err := t.audit.ExecContext(t.ctx, e.ID, micros(e.Time), e.RequestID, e.ActorUser, e.ActorKey, e.Team,
-			e.Action, e.Outcome, string(e.Code), e.Reason, e.Store, e.Bucket, e.ObjectKey, e.UploadID,
-			e.GrantID, e.Method, expires, e.ClientIP, e.UserAgent, e.Target, e.PrevHash[:], e.Hash[:])
-		if err != nil {
+		args = appendAuditArgs(args[:0], e)
+		if _, err := t.audit.ExecContext(t.ctx, args...); err != nil {
 			return t.auditFail(op, err)
 		}
 	}
-	newHead := signet.AuditHead{Seq: events[len(events)-1].ID, Hash: last}
 	if t.batch != nil {
 		t.batch.head, t.batch.dirty = newHead, true
 		return nil
