@@ -205,8 +205,8 @@ func (t *tx) begin() {
 	}
 }
 
-// appendAudit stamps events and, inside a batch, keeps them for begin or
-// the function's end; outside one it inserts them at once.
+// appendAudit stamps events and keeps them for begin or the function's
+// end. Every writable tx runs inside a batch (runBatch).
 func (t *tx) appendAudit(events []*signet.AuditEvent) error {
 	const op = "sqlite.AppendAudit"
 	for _, e := range events {
@@ -214,9 +214,6 @@ func (t *tx) appendAudit(events []*signet.AuditEvent) error {
 		if !e.ExpiresAt.IsZero() {
 			e.ExpiresAt = normalize(e.ExpiresAt)
 		}
-	}
-	if t.batch == nil {
-		return t.insertAudit(events)
 	}
 	// Fail now, as an insert would, once the transaction or the caller
 	// has run out of time.
@@ -337,24 +334,14 @@ func (t *tx) flushRows() error {
 	return nil
 }
 
-// insertAudit numbers, chains and inserts stamped events after the head,
-// and moves the head: in memory inside a batch (written at its end), in
-// audit_head otherwise. On failure the head stays where it was.
+// insertAudit numbers, chains and inserts stamped events after the
+// batch's head, and moves that head in memory (written at the batch's
+// end). On failure the head stays where it was.
 func (t *tx) insertAudit(events []*signet.AuditEvent) error {
 	const op = "sqlite.AppendAudit"
-	var head signet.AuditHead
-	if t.batch != nil {
-		h, err := t.batchHead()
-		if err != nil {
-			return err
-		}
-		head = h
-	} else {
-		var hash []byte
-		if err := t.tx.QueryRowContext(t.ctx, "SELECT last_id, hash FROM audit_head").Scan(&head.Seq, &hash); err != nil {
-			return t.fail(op, err, "", "")
-		}
-		copy(head.Hash[:], hash)
+	head, err := t.batchHead()
+	if err != nil {
+		return err
 	}
 	newHead := chainAfter(head, events)
 	if t.audit == nil {
@@ -374,13 +361,7 @@ func (t *tx) insertAudit(events []*signet.AuditEvent) error {
 			return t.auditFail(op, err)
 		}
 	}
-	if t.batch != nil {
-		t.batch.head, t.batch.dirty = newHead, true
-		return nil
-	}
-	if _, err := t.tx.ExecContext(t.ctx, "UPDATE audit_head SET last_id = ?, hash = ?", newHead.Seq, newHead.Hash[:]); err != nil {
-		return t.fail(op, err, "", "")
-	}
+	t.batch.head, t.batch.dirty = newHead, true
 	return nil
 }
 
