@@ -203,8 +203,9 @@ func (db *DB) Stats() Stats {
 	return Stats{Commits: db.commits.Load(), Updates: db.grouped.Load()}
 }
 
-// appendAudit checks nothing (AppendAudit did) and stamps events; inside a
-// batch it keeps them for the batch's end, see above.
+// appendAudit checks nothing (AppendAudit did) and stamps events, and
+// keeps them for the batch's end, see above: every writable tx runs inside
+// a batch (runBatch).
 func (t *tx) appendAudit(events []*signet.AuditEvent) error {
 	const op = "postgres.AppendAudit"
 	for _, e := range events {
@@ -212,9 +213,6 @@ func (t *tx) appendAudit(events []*signet.AuditEvent) error {
 		if !e.ExpiresAt.IsZero() {
 			e.ExpiresAt = normalize(e.ExpiresAt)
 		}
-	}
-	if t.batch == nil {
-		return insertAudit(t.ctx, t.tx, events)
 	}
 	// Fail now, as an insert would, once the transaction or the caller
 	// has run out of time.
