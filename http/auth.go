@@ -37,6 +37,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		ctx := context.WithValue(r.Context(), ctxActor, a)
+		ctx = context.WithValue(ctx, ctxClientIP, s.ips.ClientIP(r))
 		if g != nil {
 			ctx = context.WithValue(ctx, ctxGen, g)
 		}

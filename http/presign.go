@@ -107,7 +107,7 @@ func (s *Server) teamBucket(r *http.Request, team string, p signet.Permission) (
 		return nil, err
 	}
 	acc := access{team: te.team, conn: te.conn}
-	ip := s.ips.ClientIP(r)
+	ip := s.clientIP(r)
 	network, ok := acc.team.AllowsFrom(ip)
 	if !ok {
 		return nil, signet.Errorf(signet.PermissionDenied, "client address %s is outside team %q's allowed networks", ip, team)

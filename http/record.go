@@ -28,7 +28,7 @@ func (s *Server) event(r *http.Request, action string) *signet.AuditEvent {
 		ActorUser: a.User,
 		ActorKey:  a.KeyID,
 		Action:    action,
-		ClientIP:  s.ips.ClientIP(r).String(),
+		ClientIP:  s.clientIP(r).String(),
 		UserAgent: ua,
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -164,7 +165,18 @@ type ctxKey int
 const (
 	ctxRequestID ctxKey = iota
 	ctxActor
+	ctxClientIP
 )
+
+// clientIP returns the client's address: the one authenticate resolved,
+// so the forwarding headers are read once per request, or else resolved
+// now.
+func (s *Server) clientIP(r *http.Request) netip.Addr {
+	if ip, ok := r.Context().Value(ctxClientIP).(netip.Addr); ok {
+		return ip
+	}
+	return s.ips.ClientIP(r)
+}
 
 func requestID(r *http.Request) string {
 	id, _ := r.Context().Value(ctxRequestID).(string)
