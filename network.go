@@ -36,11 +36,16 @@ func ParseNetworks(items ...string) ([]netip.Prefix, error) {
 // FormatNetworks is the inverse of ParseNetworks: canonical prefixes
 // joined by commas.
 func FormatNetworks(ps []netip.Prefix) string {
+	return strings.Join(NetworkStrings(ps), ",")
+}
+
+// NetworkStrings returns each of ps in CIDR notation.
+func NetworkStrings(ps []netip.Prefix) []string {
 	s := make([]string, len(ps))
 	for i, p := range ps {
 		s[i] = p.String()
 	}
-	return strings.Join(s, ",")
+	return s
 }
 
 // AllowsFrom reports whether a client at addr may act for the team, and

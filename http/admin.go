@@ -2,7 +2,6 @@ package http
 
 import (
 	"net/http"
-	"net/netip"
 	"regexp"
 	"time"
 
@@ -45,18 +44,10 @@ func teamInfo(t *signet.Team, role signet.Role) TeamInfo {
 		Name:              t.Name,
 		DownloadMaxExpiry: int64(t.ExpiryCap(false) / time.Second),
 		UploadMaxExpiry:   int64(t.ExpiryCap(true) / time.Second),
-		AllowNetworks:     networkStrings(t.AllowNetworks),
+		AllowNetworks:     signet.NetworkStrings(t.AllowNetworks),
 		CreatedAt:         t.CreatedAt,
 		Role:              string(role),
 	}
-}
-
-func networkStrings(ps []netip.Prefix) []string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.String()
-	}
-	return out
 }
 
 // WhoAmI describes the caller.

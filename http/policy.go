@@ -108,7 +108,7 @@ func (s *Server) policyTarget(ctx context.Context, r *http.Request, ev *signet.A
 func policyInfo(t *signet.Team, c *signet.Connector, p *driver.NetworkPolicy, applied bool) NetworkPolicyInfo {
 	info := NetworkPolicyInfo{
 		Team: t.Name, Backend: c.Backend, Bucket: c.Bucket, Prefix: c.Prefix,
-		Networks: networkStrings(t.AllowNetworks), Kind: p.Kind, ID: p.ID,
+		Networks: signet.NetworkStrings(t.AllowNetworks), Kind: p.Kind, ID: p.ID,
 		Applied: applied, Removed: p.Removed, Kept: p.Kept, Notes: p.Notes,
 	}
 	if p.Document != "" {
