@@ -133,9 +133,6 @@ func (v *Verifier) Count() int64 { return v.count }
 // if none was.
 func (v *Verifier) Head() signet.AuditHead { return signet.AuditHead{Seq: v.next - 1, Hash: v.prev} }
 
-// CheckpointsMatched returns how many checkpoints agreed with the log.
-func (v *Verifier) CheckpointsMatched() int { return v.checked }
-
 func (v *Verifier) fail(seq int64, kind Kind, format string, args ...any) error {
 	v.err = &VerifyError{Seq: seq, Line: v.line, Kind: kind, Detail: fmt.Sprintf(format, args...)}
 	return v.err
