@@ -61,8 +61,25 @@ func (b *Backend) Diagnose(ctx context.Context, opts *driver.DiagnoseOptions) ([
 
 func (b *Backend) checkCredentials(ctx context.Context) driver.Check {
 	c := driver.Check{Name: "credentials"}
-	if b.static != nil {
+	if b.static != nil && !b.static.CanExpire {
 		c.Status, c.Detail = driver.CheckOK, "static access key; it does not expire (rotate it on your schedule)"
+		return c
+	}
+	if b.static != nil && b.static.Expires.IsZero() {
+		c.Status, c.Detail = driver.CheckFail, "temporary static keys (session token) of unknown expiry: no URL can be signed with them"
+		c.Fix = "give the session's expiry with its token, or sign with --role-arn or the server's credential chain, which signet refreshes"
+		return c
+	}
+	if b.static != nil {
+		left := b.static.Expires.Sub(b.now()).Round(time.Second)
+		c.Status, c.Detail = driver.CheckOK, fmt.Sprintf("temporary static keys (session token); valid for %s, until %s; URLs are cut to that and cannot be refreshed",
+			left, b.static.Expires.UTC().Format(time.RFC3339))
+		switch {
+		case left < minCredentialLifetime:
+			c.Status, c.Fix = driver.CheckFail, "the session has expired: set the connector's credentials again, or sign with --role-arn or the server's credential chain, which signet refreshes"
+		case left < credentialsWarn:
+			c.Status, c.Fix = driver.CheckWarn, "the session is close to expiry: set the connector's credentials again, or sign with --role-arn or the server's credential chain, which signet refreshes"
+		}
 		return c
 	}
 	creds, err := b.creds.Retrieve(ctx)

@@ -527,6 +527,7 @@ func TestAssumeRole(t *testing.T) {
 	leak, err := s3blob.Open(context.Background(), s3blob.Config{
 		Bucket: cfg.Bucket, Endpoint: cfg.Endpoint, PathStyle: true,
 		AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken,
+		SessionExpires: creds.Expires,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -540,6 +541,32 @@ func TestAssumeRole(t *testing.T) {
 	u := sign(t, leak, cfg, "GET", "ml/x", nil)
 	if st, _, _ := do(t, "GET", u.URL, nil, nil); st != http.StatusOK {
 		t.Errorf("GET of ml/x with the session's keys answered %d, want 200", st)
+	}
+}
+
+// TestRoleDuration: RoleDuration sets the session length asked of STS, so
+// a longer one lets URLs live longer; the default session (1 h) cuts a 3 h
+// URL to 1 h.
+func TestRoleDuration(t *testing.T) {
+	for _, c := range []struct {
+		duration, want time.Duration
+	}{{0, s3blob.DefaultRoleDuration}, {2 * time.Hour, 2 * time.Hour}} {
+		b, _, cfg := minioBackend(t, func(cfg *s3blob.Config) {
+			cfg.Prefix = "ml/"
+			cfg.RoleARN = "arn:minio:iam:::role/signet-test"
+			cfg.RoleDuration = c.duration
+		})
+		put := sign(t, b, cfg, "PUT", "ml/long", nil)
+		if st, _, _ := do(t, "PUT", put.URL, put.Headers, []byte("x")); st != 200 {
+			t.Fatalf("RoleDuration %s: PUT answered %d", c.duration, st)
+		}
+		u := sign(t, b, cfg, "GET", "ml/long", func(o *driver.SignOptions) { o.Expires = o.Now.Truncate(time.Second).Add(3 * time.Hour) })
+		if left := time.Until(u.Expires); left > c.want || left < c.want-5*time.Minute {
+			t.Errorf("RoleDuration %s: a URL asked for 3 h expires in %s, want the session's %s", c.duration, left.Round(time.Second), c.want)
+		}
+		if st, body, _ := do(t, "GET", u.URL, nil, nil); st != 200 || string(body) != "x" {
+			t.Errorf("RoleDuration %s: GET answered %d", c.duration, st)
+		}
 	}
 }
 

@@ -77,6 +77,15 @@ type Config struct {
 	AccessKeyID     string
 	SecretAccessKey string
 	SessionToken    string
+	// SessionExpires is when temporary static credentials (those with a
+	// SessionToken) expire: S3 refuses a URL once its session has
+	// expired, so URLs are cut to it, and signing fails Unavailable once
+	// it is less than a minute away (static keys cannot be refreshed).
+	// Without it, a backend with a SessionToken makes its own calls
+	// (multipart, reads) but signs no URL (Unavailable), since it cannot
+	// say how long one would work. Keys without a session token never
+	// expire.
+	SessionExpires time.Time
 	// Credentials is a credentials provider to use instead of static keys
 	// (it is wrapped in an aws.CredentialsCache unless it is one). When it
 	// and AccessKeyID are both empty, the default AWS credential chain is
@@ -233,6 +242,8 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		return invalid("an access key id needs its secret access key")
 	case cfg.AccessKeyID == "" && (cfg.SecretAccessKey != "" || cfg.SessionToken != ""):
 		return invalid("a secret access key or session token needs its access key id")
+	case cfg.SessionToken == "" && !cfg.SessionExpires.IsZero():
+		return invalid("a session expiry applies to a session token only")
 	case cfg.AccessKeyID != "":
 		base = credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken)
 		awsCfg = aws.Config{Region: region}
@@ -267,6 +278,9 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		}
 		if cfg.RoleDuration != 0 && (cfg.RoleDuration < 15*time.Minute || cfg.RoleDuration > 12*time.Hour) {
 			return invalid("role duration must be between 15 minutes and 12 hours")
+		}
+		if n := cfg.RoleSessionName; n != "" && !validSessionName(n) {
+			return invalid("role session name must be 2 to 64 characters of [A-Za-z0-9+=,.@_-]")
 		}
 		if base == nil {
 			return invalid("no credentials to assume the role with")
@@ -319,6 +333,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		c := aws.Credentials{
 			AccessKeyID: sc.Value.AccessKeyID, SecretAccessKey: sc.Value.SecretAccessKey,
 			SessionToken: sc.Value.SessionToken, Source: sc.Value.Source,
+			CanExpire: sc.Value.SessionToken != "", Expires: cfg.SessionExpires, // zero: unknown
 		}
 		b.static = &c
 	} else if cc, ok := base.(*aws.CredentialsCache); ok {
@@ -566,7 +581,12 @@ func (b *Backend) checkKey(op, bucket, key string) error {
 func (b *Backend) credentials(ctx context.Context, now, want time.Time) (aws.Credentials, time.Time, error) {
 	const op = "s3blob.SignedURL"
 	if b.static != nil {
-		return *b.static, want, nil
+		if b.static.CanExpire && b.static.Expires.IsZero() {
+			return aws.Credentials{}, time.Time{}, signet.E(op, signet.Unavailable,
+				"the store's signing credentials hold a session token of unknown expiry, so no URL lifetime can be promised", nil)
+		}
+		// Temporary static keys cannot be refreshed: cut the URL to them.
+		return cutToCredentials(op, *b.static, now, want)
 	}
 	creds, err := b.creds.Retrieve(ctx)
 	if err == nil && !creds.HasKeys() {
@@ -589,6 +609,16 @@ func (b *Backend) credentials(ctx context.Context, now, want time.Time) (aws.Cre
 		if !creds.CanExpire || !creds.Expires.Before(want) {
 			return creds, want, nil
 		}
+	}
+	return cutToCredentials(op, creds, now, want)
+}
+
+// cutToCredentials returns the credentials and the URL's expiry: want, or
+// the credentials' expiry when that is earlier; Unavailable when they
+// expire in less than minCredentialLifetime.
+func cutToCredentials(op string, creds aws.Credentials, now, want time.Time) (aws.Credentials, time.Time, error) {
+	if !creds.CanExpire || !creds.Expires.Before(want) {
+		return creds, want, nil
 	}
 	exp := creds.Expires.Truncate(time.Second)
 	if exp.Sub(now) < minCredentialLifetime {
@@ -677,6 +707,20 @@ func validRegion(r string) bool {
 		}
 	}
 	return r != ""
+}
+
+// validSessionName checks STS's rule for RoleSessionName: [\w+=,.@-]{2,64}.
+func validSessionName(s string) bool {
+	if len(s) < 2 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("_+=,.@-", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func isPrintable(s string) bool {

@@ -24,7 +24,7 @@ func TestOpen(t *testing.T) {
 		for _, c := range []s3blob.Config{
 			ok,
 			{Bucket: "bucket", Credentials: aws.AnonymousCredentials{}},
-			{Bucket: "my.bucket", Prefix: "team/", Region: "eu-central-1", Endpoint: "https://s3.example.com/", AccessKeyID: "a", SecretAccessKey: "s", SessionToken: "t"},
+			{Bucket: "my.bucket", Prefix: "team/", Region: "eu-central-1", Endpoint: "https://s3.example.com/", AccessKeyID: "a", SecretAccessKey: "s", SessionToken: "t", SessionExpires: time.Now().Add(time.Hour)},
 			{Bucket: "bucket", Prefix: "t/", RoleARN: "arn:aws:iam::123456789012:role/signet", AccessKeyID: "a", SecretAccessKey: "s", KMSKeyID: "alias/x"},
 		} {
 			if _, err := s3blob.Open(context.Background(), c); err != nil {
@@ -34,25 +34,28 @@ func TestOpen(t *testing.T) {
 	})
 	t.Run("ErrInvalid", func(t *testing.T) {
 		edits := map[string]func(*s3blob.Config){
-			"no bucket":              func(c *s3blob.Config) { c.Bucket = "" },
-			"bucket with slash":      func(c *s3blob.Config) { c.Bucket = "a/b" },
-			"bucket with ..":         func(c *s3blob.Config) { c.Bucket = "a..b" },
-			"bucket too short":       func(c *s3blob.Config) { c.Bucket = "ab" },
-			"bucket host injection":  func(c *s3blob.Config) { c.Bucket = "evil.com#" },
-			"prefix without slash":   func(c *s3blob.Config) { c.Prefix = "team" },
-			"prefix traversal":       func(c *s3blob.Config) { c.Prefix = "../" },
-			"region":                 func(c *s3blob.Config) { c.Region = "us east" },
-			"endpoint scheme":        func(c *s3blob.Config) { c.Endpoint = "ftp://x" },
-			"endpoint path":          func(c *s3blob.Config) { c.Endpoint = "http://x/base" },
-			"endpoint user":          func(c *s3blob.Config) { c.Endpoint = "http://u:p@x" },
-			"endpoint query":         func(c *s3blob.Config) { c.Endpoint = "http://x?a=b" },
-			"secret without id":      func(c *s3blob.Config) { c.AccessKeyID = "" },
-			"id without secret":      func(c *s3blob.Config) { c.SecretAccessKey = "" },
-			"static and provider":    func(c *s3blob.Config) { c.Credentials = aws.AnonymousCredentials{} },
-			"role ARN":               func(c *s3blob.Config) { c.RoleARN = "role/signet" },
-			"role prefix wildcard":   func(c *s3blob.Config) { c.RoleARN = "arn:aws:iam::1:role/r"; c.Prefix = "a*/" },
-			"role duration":          func(c *s3blob.Config) { c.RoleARN = "arn:aws:iam::1:role/r"; c.RoleDuration = time.Minute },
-			"KMS key id with spaces": func(c *s3blob.Config) { c.KMSKeyID = "a b" },
+			"no bucket":                func(c *s3blob.Config) { c.Bucket = "" },
+			"bucket with slash":        func(c *s3blob.Config) { c.Bucket = "a/b" },
+			"bucket with ..":           func(c *s3blob.Config) { c.Bucket = "a..b" },
+			"bucket too short":         func(c *s3blob.Config) { c.Bucket = "ab" },
+			"bucket host injection":    func(c *s3blob.Config) { c.Bucket = "evil.com#" },
+			"prefix without slash":     func(c *s3blob.Config) { c.Prefix = "team" },
+			"prefix traversal":         func(c *s3blob.Config) { c.Prefix = "../" },
+			"region":                   func(c *s3blob.Config) { c.Region = "us east" },
+			"endpoint scheme":          func(c *s3blob.Config) { c.Endpoint = "ftp://x" },
+			"endpoint path":            func(c *s3blob.Config) { c.Endpoint = "http://x/base" },
+			"endpoint user":            func(c *s3blob.Config) { c.Endpoint = "http://u:p@x" },
+			"endpoint query":           func(c *s3blob.Config) { c.Endpoint = "http://x?a=b" },
+			"secret without id":        func(c *s3blob.Config) { c.AccessKeyID = "" },
+			"id without secret":        func(c *s3blob.Config) { c.SecretAccessKey = "" },
+			"static and provider":      func(c *s3blob.Config) { c.Credentials = aws.AnonymousCredentials{} },
+			"role ARN":                 func(c *s3blob.Config) { c.RoleARN = "role/signet" },
+			"role prefix wildcard":     func(c *s3blob.Config) { c.RoleARN = "arn:aws:iam::1:role/r"; c.Prefix = "a*/" },
+			"role duration":            func(c *s3blob.Config) { c.RoleARN = "arn:aws:iam::1:role/r"; c.RoleDuration = time.Minute },
+			"role duration 13h":        func(c *s3blob.Config) { c.RoleARN = "arn:aws:iam::1:role/r"; c.RoleDuration = 13 * time.Hour },
+			"role session name":        func(c *s3blob.Config) { c.RoleARN = "arn:aws:iam::1:role/r"; c.RoleSessionName = "a b" },
+			"KMS key id with spaces":   func(c *s3blob.Config) { c.KMSKeyID = "a b" },
+			"expiry, no session token": func(c *s3blob.Config) { c.SessionExpires = time.Now().Add(time.Hour) },
 		}
 		for name, edit := range edits {
 			c := ok
@@ -267,6 +270,51 @@ func TestHonestExpiryUnavailable(t *testing.T) {
 	wantCode(t, "no credentials", err, signet.Unavailable)
 	if signet.ErrorMessage(err) == "" || strings.Contains(signet.ErrorMessage(err), "secret-token") {
 		t.Errorf("user message %q", signet.ErrorMessage(err))
+	}
+}
+
+// TestHonestExpiryStaticSession: static keys with a session token die with
+// their session, which signet cannot refresh: URLs are cut to
+// SessionExpires, refused once it is less than a minute away, and refused
+// when it is unknown. Keys without a token give the full lifetime.
+func TestHonestExpiryStaticSession(t *testing.T) {
+	now := time.Now()
+	open := func(token string, expires time.Time) *s3blob.Backend {
+		t.Helper()
+		b, err := s3blob.Open(context.Background(), s3blob.Config{
+			Bucket: "bucket", AccessKeyID: "ASIAEXAMPLE", SecretAccessKey: "s", SessionToken: token, SessionExpires: expires,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	sign := func(b *s3blob.Backend, d time.Duration) (*driver.SignedURL, error) {
+		return b.SignedURL(context.Background(), &driver.SignOptions{
+			Method: "GET", Bucket: "bucket", Key: "k", Size: -1, Now: now, Expires: now.Truncate(time.Second).Add(d),
+		})
+	}
+	session := now.Add(10*time.Minute + 500*time.Millisecond)
+	b := open("token", session)
+	u, err := sign(b, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exp, _ := urlExpiry(t, u); !u.Expires.Equal(session.Truncate(time.Second)) || !exp.Equal(u.Expires) {
+		t.Errorf("1 h asked with a session ending at %v: Expires %v, URL expires %v; want both the session's end", session, u.Expires, exp)
+	}
+	if u, err = sign(b, 5*time.Minute); err != nil || !u.Expires.Equal(now.Truncate(time.Second).Add(5*time.Minute)) {
+		t.Errorf("5 min within the session: %v, %v; want the 5 min asked", u, err)
+	}
+	_, err = sign(open("token", now.Add(30*time.Second)), time.Hour)
+	wantCode(t, "session ending in 30 s", err, signet.Unavailable)
+	_, err = sign(open("token", now.Add(-time.Hour)), time.Hour)
+	wantCode(t, "expired session", err, signet.Unavailable)
+	_, err = sign(open("token", time.Time{}), time.Hour)
+	wantCode(t, "session of unknown expiry", err, signet.Unavailable)
+	// Without a session token nothing expires.
+	if u, err = sign(open("", time.Time{}), 7*24*time.Hour); err != nil || !u.Expires.Equal(now.Truncate(time.Second).Add(7*24*time.Hour)) {
+		t.Errorf("permanent keys, 7 days: %v, %v; want the 7 days asked", u, err)
 	}
 }
 

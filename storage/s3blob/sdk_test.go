@@ -153,7 +153,10 @@ func TestSignedURLMatchesSDK(t *testing.T) {
 			opts: driver.SignOptions{Method: "GET", Key: "k", Size: -1}},
 		{name: "GET dotted bucket", cfg: with(func(c *s3blob.Config) { c.Bucket = "my.dotted.bucket" }),
 			opts: driver.SignOptions{Method: "GET", Key: "k", Size: -1}},
-		{name: "PUT bindings session token", cfg: with(func(c *s3blob.Config) { c.SessionToken = "FwoGZXIvYXdzE+/token==" }),
+		{name: "PUT bindings session token", cfg: with(func(c *s3blob.Config) {
+			c.SessionToken = "FwoGZXIvYXdzE+/token=="
+			c.SessionExpires = now.Add(24 * time.Hour)
+		}),
 			opts: driver.SignOptions{Method: "PUT", Key: "up/file.json", Size: 5, ContentType: "application/json;  charset=utf-8", SHA256: sum[:], GrantID: "g1"}},
 		{name: "PUT unbound", cfg: static, opts: driver.SignOptions{Method: "PUT", Key: "up/any", Size: -1}},
 		{name: "PUT KMS", cfg: with(func(c *s3blob.Config) {
@@ -219,6 +222,7 @@ func TestSignedURLShape(t *testing.T) {
 	b, err := s3blob.Open(context.Background(), s3blob.Config{
 		Bucket: "bkt", Endpoint: "http://127.0.0.1:80", PathStyle: true,
 		AccessKeyID: "AKID", SecretAccessKey: "very-secret-key", SessionToken: "tok",
+		SessionExpires: time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC),
 	})
 	if err != nil {
 		t.Fatal(err)
