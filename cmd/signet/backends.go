@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/signetdev/signet"
 	sighttp "github.com/signetdev/signet/http"
@@ -151,15 +152,29 @@ func openGCS(ctx context.Context, c *signet.Connector, secret map[string]string)
 }
 
 // openS3 maps a connector and its stored credentials to an S3 driver.
+// Credential session_token (temporary keys) needs session_expires (RFC
+// 3339): URLs are cut to it.
 func openS3(ctx context.Context, c *signet.Connector, secret map[string]string) (driver.Backend, error) {
 	if err := checkKeys("s3", "option", c.Options, "path_style", "role_arn", "role_external_id", "kms_key_id", "sts_endpoint", "source_vpce", "team_networks"); err != nil {
 		return nil, err
 	}
-	if err := checkKeys("s3", "credential", secret, "access_key_id", "secret_access_key", "session_token"); err != nil {
+	if err := checkKeys("s3", "credential", secret, "access_key_id", "secret_access_key", "session_token", "session_expires"); err != nil {
 		return nil, err
 	}
 	if (secret["access_key_id"] == "") != (secret["secret_access_key"] == "") && len(secret) > 0 {
 		return nil, signet.Errorf(signet.Invalid, "s3 credentials need both access_key_id and secret_access_key")
+	}
+	var sessionExpires time.Time
+	switch tok, exp := secret["session_token"], secret["session_expires"]; {
+	case tok != "" && exp == "":
+		// Without it the driver could not promise any URL lifetime.
+		return nil, signet.Errorf(signet.Invalid, "s3 temporary credentials (session_token) need their expiry (session_expires, RFC 3339); "+
+			"or sign with role_arn or the server's credential chain, which signet refreshes")
+	case exp != "":
+		var err error
+		if sessionExpires, err = time.Parse(time.RFC3339, exp); err != nil {
+			return nil, signet.Errorf(signet.Invalid, "s3 credential session_expires must be an RFC 3339 time, such as 2026-11-27T18:00:00Z")
+		}
 	}
 	pathStyle := false
 	if v, ok := c.Options["path_style"]; ok {
@@ -177,7 +192,8 @@ func openS3(ctx context.Context, c *signet.Connector, secret map[string]string) 
 	}
 	return s3blob.Open(ctx, s3blob.Config{
 		Bucket: c.Bucket, Prefix: c.Prefix, Region: c.Region, Endpoint: c.Endpoint, PathStyle: pathStyle,
-		AccessKeyID: secret["access_key_id"], SecretAccessKey: secret["secret_access_key"], SessionToken: secret["session_token"],
+		AccessKeyID: secret["access_key_id"], SecretAccessKey: secret["secret_access_key"],
+		SessionToken: secret["session_token"], SessionExpires: sessionExpires,
 		RoleARN: c.Options["role_arn"], RoleExternalID: c.Options["role_external_id"], STSEndpoint: c.Options["sts_endpoint"],
 		KMSKeyID: c.Options["kms_key_id"], SourceNetworks: nets, SourceVPCEs: []string{c.Options["source_vpce"]},
 	})

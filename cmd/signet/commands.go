@@ -472,6 +472,7 @@ func newConnectorCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "connector", Short: "Map a team to its storage bucket"}
 	var req sighttp.ConnectorRequest
 	var accessKeyID, roleARN, kmsKeyID, account, credentialsFile, hmacAccessID, serviceAccount string
+	var sessionExpires string
 	var pathStyle, sharedKey, revocable bool
 	var sourceVPCEs []string
 	set := &cobra.Command{
@@ -485,8 +486,12 @@ Backends:
   s3     AWS S3 or an S3-compatible store (--endpoint, --path-style). With
          --access-key-id the secret is read from SIGNET_SECRET_ACCESS_KEY or,
          if that is unset, from the first line of stdin; it is never a flag.
-         Without it the server signs with its own AWS credential chain, which
-         only instance admins may grant.
+         Temporary keys add SIGNET_SESSION_TOKEN and their expiry
+         (--session-expires or SIGNET_SESSION_EXPIRES, RFC 3339): URLs are
+         cut to it and refused once it has passed, since signet cannot
+         refresh them (prefer --role-arn or the server's chain, which it
+         can). Without --access-key-id the server signs with its own AWS
+         credential chain, which only instance admins may grant.
   azure  Azure Blob: --account and --container. With --shared-key the
          account key is read from SIGNET_ACCOUNT_KEY or stdin; without it the
          server signs user-delegation SAS with its own Entra ID identity.
@@ -557,8 +562,16 @@ Backends:
 				}
 				req.Credentials = map[string]string{"access_key_id": accessKeyID, "secret_access_key": secret}
 				if tok := env.Getenv("SIGNET_SESSION_TOKEN"); tok != "" {
+					exp, err := sessionExpiry(sessionExpires, env.Getenv("SIGNET_SESSION_EXPIRES"), time.Now())
+					if err != nil {
+						return err
+					}
 					req.Credentials["session_token"] = tok
+					req.Credentials["session_expires"] = exp
 				}
+			}
+			if sessionExpires != "" && req.Credentials["session_token"] == "" {
+				return usageError{errors.New("--session-expires needs --access-key-id and SIGNET_SESSION_TOKEN")}
 			}
 			c, err := env.client()
 			if err != nil {
@@ -586,6 +599,7 @@ Backends:
 	f.StringVar(&req.Endpoint, "endpoint", "", "endpoint URL of an S3-compatible store")
 	f.BoolVar(&pathStyle, "path-style", false, "address the bucket in the path, not the host name (MinIO, Ceph)")
 	f.StringVar(&accessKeyID, "access-key-id", "", "access key id of the credentials to sign with (secret from SIGNET_SECRET_ACCESS_KEY or stdin)")
+	f.StringVar(&sessionExpires, "session-expires", "", "S3: when the SIGNET_SESSION_TOKEN's session ends (RFC 3339; or SIGNET_SESSION_EXPIRES); required with a session token")
 	f.StringVar(&roleARN, "role-arn", "", "sign with STS AssumeRole credentials scoped to this bucket and prefix")
 	f.StringVar(&kmsKeyID, "kms-key-id", "", "KMS key that uploads must be encrypted with (SSE-KMS)")
 	f.StringArrayVar(&sourceVPCEs, "source-vpce", nil, "S3: a VPC endpoint (vpce-...) the team's requests may also come through; in the role session policy and the bucket policy (repeatable)")
@@ -606,6 +620,28 @@ Backends:
 	}
 	cmd.AddCommand(set, get)
 	return cmd
+}
+
+// sessionExpiry checks the expiry of temporary S3 keys, from the flag or
+// else the environment, and returns it as RFC 3339: required, and not
+// already past.
+func sessionExpiry(flag, envValue string, now time.Time) (string, error) {
+	v := flag
+	if v == "" {
+		v = envValue
+	}
+	if v == "" {
+		return "", usageError{errors.New("SIGNET_SESSION_TOKEN holds temporary keys: give their expiry with --session-expires or SIGNET_SESSION_EXPIRES (RFC 3339), " +
+			"so URLs are not promised past it; or sign with --role-arn or the server's credential chain, which signet refreshes")}
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return "", usageError{fmt.Errorf("session expiry %q is not RFC 3339, such as 2026-11-27T18:00:00Z", v)}
+	}
+	if !t.After(now) {
+		return "", usageError{fmt.Errorf("the session expired at %s; get new temporary keys", t.UTC().Format(time.RFC3339))}
+	}
+	return t.UTC().Format(time.RFC3339), nil
 }
 
 // readSecret returns a secret from the environment variable name or, when

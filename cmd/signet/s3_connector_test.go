@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	sighttp "github.com/signetdev/signet/http"
+	"github.com/signetdev/signet/internal/testpeer"
+)
+
+// s3Team starts signet with its log in logs, creates team ml with the
+// admin as a member and a member "trainer", and returns the admin's and
+// the trainer's CLIs.
+func s3Team(t *testing.T, logs *bytes.Buffer) (*Main, cli, cli) {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	m := &Main{Config: cfg, Dev: true, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	admin := cli{tb: t, addr: "", token: mustRun(t, m)}
+	admin.addr = m.URL()
+	admin.must("team", "create", "ml")
+	admin.must("team", "set", "ml", "--download-max", "3h", "--upload-max", "3h")
+	admin.must("user", "create", "trainer", "--service")
+	admin.must("member", "add", "ml", "trainer", "--role", "member")
+	admin.must("member", "add", "ml", "admin", "--role", "admin")
+	return m, admin, admin.as(strings.TrimSpace(admin.must("key", "create", "trainer")))
+}
+
+// s3Presign runs presign with --json and decodes the result.
+func s3Presign(c cli, args ...string) sighttp.ObjectResult {
+	c.tb.Helper()
+	var o sighttp.ObjectResult
+	out := c.must(append(append([]string{"presign"}, args...), "--json")...)
+	if err := json.Unmarshal([]byte(out), &o); err != nil || o.URL == "" || o.ExpiresAt == nil {
+		c.tb.Fatalf("presign %v: %q (%v)", args, out, err)
+	}
+	return o
+}
+
+// TestS3ConnectorSessionToken: temporary keys (SIGNET_SESSION_TOKEN) are
+// refused without their expiry, and with it their URLs are cut to the
+// session's end and work until then.
+func TestS3ConnectorSessionToken(t *testing.T) {
+	peer := testpeer.MinIO(t)
+	bucket := peer.Bucket(t)
+	var logs bytes.Buffer
+	m, admin, trainer := s3Team(t, &logs)
+
+	// Temporary keys from MinIO's STS, for 15 minutes.
+	ctx := context.Background()
+	out, err := sts.New(sts.Options{
+		Region: peer.Region, BaseEndpoint: aws.String(peer.Endpoint),
+		Credentials: credentials.NewStaticCredentialsProvider(peer.AccessKeyID, peer.SecretAccessKey, ""),
+	}).AssumeRole(ctx, &sts.AssumeRoleInput{
+		RoleArn: aws.String("arn:minio:iam:::role/signet-test"), RoleSessionName: aws.String("signet-test"),
+		DurationSeconds: aws.Int32(900),
+	})
+	if err != nil {
+		t.Fatalf("AssumeRole: %v", err)
+	}
+	keys := out.Credentials
+	expires := aws.ToTime(keys.Expiration)
+	set := func(extraEnv map[string]string, flags ...string) cliResult {
+		c := admin
+		c.env = map[string]string{"SIGNET_SECRET_ACCESS_KEY": aws.ToString(keys.SecretAccessKey), "SIGNET_SESSION_TOKEN": aws.ToString(keys.SessionToken)}
+		for k, v := range extraEnv {
+			c.env[k] = v
+		}
+		return c.run(append([]string{"connector", "set", "ml", "--backend", "s3", "--bucket", bucket, "--prefix", "ml/",
+			"--endpoint", peer.Endpoint, "--region", peer.Region, "--path-style", "--access-key-id", aws.ToString(keys.AccessKeyId)}, flags...)...)
+	}
+
+	// Without an expiry, or with a past or malformed one: refused.
+	for name, r := range map[string]cliResult{
+		"no expiry":        set(nil),
+		"past expiry":      set(nil, "--session-expires", time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)),
+		"malformed expiry": set(map[string]string{"SIGNET_SESSION_EXPIRES": "in an hour"}),
+	} {
+		if r.code == 0 || !strings.Contains(r.stderr, "expir") {
+			t.Errorf("%s: exit %d, stderr %q; want a refusal that names the expiry", name, r.code, r.stderr)
+		}
+	}
+	// The server refuses it too, whatever the client.
+	body := fmt.Sprintf(`{"backend":"s3","bucket":%q,"prefix":"ml/","endpoint":%q,"options":{"path_style":"true"},`+
+		`"credentials":{"access_key_id":"a","secret_access_key":"s","session_token":"t"}}`, bucket, peer.Endpoint)
+	if st, p := httpDo(t, "PUT", m.URL()+"/v1/teams/ml/connector", admin.token, body); st != http.StatusBadRequest || !strings.Contains(fmt.Sprint(p), "session_expires") {
+		t.Errorf("PUT connector with a session token and no expiry: %d %v, want 400 naming session_expires", st, p)
+	}
+	if r := admin.run("connector", "get", "ml"); r.code == 0 {
+		t.Errorf("a refused connector was stored: %s", r.stdout)
+	}
+
+	// With the expiry (from the environment, as an AWS tool would export
+	// it): URLs are cut to it and work.
+	if r := set(map[string]string{"SIGNET_SESSION_EXPIRES": expires.Format(time.RFC3339)}); r.code != 0 {
+		t.Fatalf("connector set with the session's expiry: exit %d: %s", r.code, r.stderr)
+	}
+	payload := []byte("temporary keys\n")
+	put := s3Presign(trainer, "put", "ml", "tmp/a", "--expires-in", "1h", "--size", fmt.Sprint(len(payload)))
+	if !put.ExpiresAt.Equal(expires.Truncate(time.Second)) {
+		t.Errorf("upload URL asked for 1 h with keys expiring at %v expires at %v, want the keys' expiry", expires, put.ExpiresAt)
+	}
+	if !strings.Contains(put.URL, "X-Amz-Security-Token=") {
+		t.Error("the URL does not carry the session token")
+	}
+	if st := send(t, put.Method, put.URL, put.Headers, payload); st != http.StatusOK {
+		t.Fatalf("PUT answered %d", st)
+	}
+	get := s3Presign(trainer, "get", "ml", "tmp/a", "--expires-in", "2m")
+	if want := time.Now().Add(2 * time.Minute); get.ExpiresAt.Sub(want).Abs() > 5*time.Second {
+		t.Errorf("download URL asked for 2 min expires at %v, want about %v", get.ExpiresAt, want)
+	}
+	if got := httpGet(t, get.URL); !bytes.Equal(got, payload) {
+		t.Errorf("GET returned %q", got)
+	}
+	if strings.Contains(logs.String()+admin.must("audit", "export"), aws.ToString(keys.SessionToken)) {
+		t.Error("the session token appears in the server's log or the audit log")
+	}
+}
