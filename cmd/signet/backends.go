@@ -153,9 +153,12 @@ func openGCS(ctx context.Context, c *signet.Connector, secret map[string]string)
 
 // openS3 maps a connector and its stored credentials to an S3 driver.
 // Credential session_token (temporary keys) needs session_expires (RFC
-// 3339): URLs are cut to it.
+// 3339): URLs are cut to it. Options role_duration (a Go duration such as
+// "12h"), role_session_name, role_external_id and sts_endpoint tune the
+// sessions of option role_arn.
 func openS3(ctx context.Context, c *signet.Connector, secret map[string]string) (driver.Backend, error) {
-	if err := checkKeys("s3", "option", c.Options, "path_style", "role_arn", "role_external_id", "kms_key_id", "sts_endpoint", "source_vpce", "team_networks"); err != nil {
+	if err := checkKeys("s3", "option", c.Options, "path_style", "role_arn", "role_duration", "role_session_name", "role_external_id",
+		"kms_key_id", "sts_endpoint", "source_vpce", "team_networks"); err != nil {
 		return nil, err
 	}
 	if err := checkKeys("s3", "credential", secret, "access_key_id", "secret_access_key", "session_token", "session_expires"); err != nil {
@@ -176,6 +179,20 @@ func openS3(ctx context.Context, c *signet.Connector, secret map[string]string) 
 			return nil, signet.Errorf(signet.Invalid, "s3 credential session_expires must be an RFC 3339 time, such as 2026-11-27T18:00:00Z")
 		}
 	}
+	if c.Options["role_arn"] == "" {
+		for _, k := range []string{"role_duration", "role_session_name", "role_external_id", "sts_endpoint"} {
+			if _, ok := c.Options[k]; ok {
+				return nil, signet.Errorf(signet.Invalid, "option %s applies with role_arn only", k)
+			}
+		}
+	}
+	var roleDuration time.Duration
+	if v, ok := c.Options["role_duration"]; ok {
+		var err error
+		if roleDuration, err = time.ParseDuration(v); err != nil || roleDuration <= 0 {
+			return nil, signet.Errorf(signet.Invalid, "option role_duration must be a duration such as 1h or 12h")
+		}
+	}
 	pathStyle := false
 	if v, ok := c.Options["path_style"]; ok {
 		var err error
@@ -194,7 +211,8 @@ func openS3(ctx context.Context, c *signet.Connector, secret map[string]string) 
 		Bucket: c.Bucket, Prefix: c.Prefix, Region: c.Region, Endpoint: c.Endpoint, PathStyle: pathStyle,
 		AccessKeyID: secret["access_key_id"], SecretAccessKey: secret["secret_access_key"],
 		SessionToken: secret["session_token"], SessionExpires: sessionExpires,
-		RoleARN: c.Options["role_arn"], RoleExternalID: c.Options["role_external_id"], STSEndpoint: c.Options["sts_endpoint"],
+		RoleARN: c.Options["role_arn"], RoleDuration: roleDuration, RoleSessionName: c.Options["role_session_name"],
+		RoleExternalID: c.Options["role_external_id"], STSEndpoint: c.Options["sts_endpoint"],
 		KMSKeyID: c.Options["kms_key_id"], SourceNetworks: nets, SourceVPCEs: []string{c.Options["source_vpce"]},
 	})
 }

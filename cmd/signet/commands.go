@@ -472,7 +472,8 @@ func newConnectorCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "connector", Short: "Map a team to its storage bucket"}
 	var req sighttp.ConnectorRequest
 	var accessKeyID, roleARN, kmsKeyID, account, credentialsFile, hmacAccessID, serviceAccount string
-	var sessionExpires string
+	var roleExternalID, roleSessionName, stsEndpoint, sessionExpires string
+	var roleDuration time.Duration
 	var pathStyle, sharedKey, revocable bool
 	var sourceVPCEs []string
 	set := &cobra.Command{
@@ -492,6 +493,8 @@ Backends:
          refresh them (prefer --role-arn or the server's chain, which it
          can). Without --access-key-id the server signs with its own AWS
          credential chain, which only instance admins may grant.
+         --role-arn signs with STS AssumeRole sessions of --role-duration
+         (default 1h, 15m to 12h); URLs never outlive their session.
   azure  Azure Blob: --account and --container. With --shared-key the
          account key is read from SIGNET_ACCOUNT_KEY or stdin; without it the
          server signs user-delegation SAS with its own Entra ID identity.
@@ -513,6 +516,18 @@ Backends:
 			}
 			if roleARN != "" {
 				opts["role_arn"] = roleARN
+			}
+			if roleDuration != 0 {
+				opts["role_duration"] = roleDuration.String()
+			}
+			if roleExternalID != "" {
+				opts["role_external_id"] = roleExternalID
+			}
+			if roleSessionName != "" {
+				opts["role_session_name"] = roleSessionName
+			}
+			if stsEndpoint != "" {
+				opts["sts_endpoint"] = stsEndpoint
 			}
 			if kmsKeyID != "" {
 				opts["kms_key_id"] = kmsKeyID
@@ -601,6 +616,10 @@ Backends:
 	f.StringVar(&accessKeyID, "access-key-id", "", "access key id of the credentials to sign with (secret from SIGNET_SECRET_ACCESS_KEY or stdin)")
 	f.StringVar(&sessionExpires, "session-expires", "", "S3: when the SIGNET_SESSION_TOKEN's session ends (RFC 3339; or SIGNET_SESSION_EXPIRES); required with a session token")
 	f.StringVar(&roleARN, "role-arn", "", "sign with STS AssumeRole credentials scoped to this bucket and prefix")
+	f.DurationVar(&roleDuration, "role-duration", 0, "S3 with --role-arn: session lifetime asked of STS, 15m to 12h within the role's maximum (default 1h); URLs never outlive it")
+	f.StringVar(&roleExternalID, "role-external-id", "", "S3 with --role-arn: external id the role's trust policy requires")
+	f.StringVar(&roleSessionName, "role-session-name", "", "S3 with --role-arn: name of the role sessions (default signet), shown in CloudTrail")
+	f.StringVar(&stsEndpoint, "sts-endpoint", "", "S3 with --role-arn: STS base URL (default: --endpoint when set, else AWS's regional STS)")
 	f.StringVar(&kmsKeyID, "kms-key-id", "", "KMS key that uploads must be encrypted with (SSE-KMS)")
 	f.StringArrayVar(&sourceVPCEs, "source-vpce", nil, "S3: a VPC endpoint (vpce-...) the team's requests may also come through; in the role session policy and the bucket policy (repeatable)")
 	set.MarkFlagRequired("backend")

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/signetdev/signet"
 	sighttp "github.com/signetdev/signet/http"
 	"github.com/signetdev/signet/internal/testpeer"
 )
@@ -127,5 +128,58 @@ func TestS3ConnectorSessionToken(t *testing.T) {
 	}
 	if strings.Contains(logs.String()+admin.must("audit", "export"), aws.ToString(keys.SessionToken)) {
 		t.Error("the session token appears in the server's log or the audit log")
+	}
+}
+
+// TestS3ConnectorRoleOptions: --role-duration, --role-session-name,
+// --role-external-id and --sts-endpoint reach the connector's options and
+// the driver: a 2 h session lets a URL asked for 3 h live 2 h (the
+// default session would cut it to 1 h).
+func TestS3ConnectorRoleOptions(t *testing.T) {
+	peer := testpeer.MinIO(t)
+	bucket := peer.Bucket(t)
+	var logs bytes.Buffer
+	_, admin, trainer := s3Team(t, &logs)
+
+	// Role options without a role are refused.
+	if r := admin.run("connector", "set", "ml", "--backend", "s3", "--bucket", bucket, "--endpoint", peer.Endpoint, "--role-duration", "2h"); r.code == 0 {
+		t.Errorf("--role-duration without --role-arn was accepted")
+	}
+
+	for _, c := range []struct {
+		flags []string
+		want  time.Duration
+	}{
+		{nil, time.Hour},
+		{[]string{"--role-duration", "2h", "--role-session-name", "signet-ml", "--role-external-id", "ext-42", "--sts-endpoint", peer.Endpoint}, 2 * time.Hour},
+	} {
+		setS3Connector(admin, peer, bucket, append([]string{"--role-arn", "arn:minio:iam:::role/signet-test"}, c.flags...)...)
+		var conn signet.Connector
+		if err := json.Unmarshal([]byte(admin.must("connector", "get", "ml", "--json")), &conn); err != nil {
+			t.Fatal(err)
+		}
+		if c.flags != nil {
+			want := map[string]string{"role_duration": "2h0m0s", "role_session_name": "signet-ml", "role_external_id": "ext-42", "sts_endpoint": peer.Endpoint}
+			for k, v := range want {
+				if conn.Options[k] != v {
+					t.Errorf("connector option %s = %q, want %q (options %v)", k, conn.Options[k], v, conn.Options)
+				}
+			}
+		}
+		payload := []byte("role session\n")
+		put := s3Presign(trainer, "put", "ml", "role/a", "--size", fmt.Sprint(len(payload)))
+		if st := send(t, put.Method, put.URL, put.Headers, payload); st != http.StatusOK {
+			t.Fatalf("%v: PUT answered %d", c.flags, st)
+		}
+		get := s3Presign(trainer, "get", "ml", "role/a", "--expires-in", "3h")
+		if left := time.Until(*get.ExpiresAt); left > c.want || left < c.want-5*time.Minute {
+			t.Errorf("%v: a URL asked for 3 h expires in %s, want the session's %s", c.flags, left.Round(time.Second), c.want)
+		}
+		if !strings.Contains(get.URL, "X-Amz-Security-Token=") {
+			t.Errorf("%v: the URL is not signed with a role session", c.flags)
+		}
+		if got := httpGet(t, get.URL); !bytes.Equal(got, payload) {
+			t.Errorf("%v: GET returned %q", c.flags, got)
+		}
 	}
 }
