@@ -50,6 +50,63 @@ func s3Presign(c cli, args ...string) sighttp.ObjectResult {
 	return o
 }
 
+// TestS3ConnectorSecretFromStdin: with SIGNET_SECRET_ACCESS_KEY unset,
+// connector set reads the secret from the first line of stdin; the stored
+// secret signs URLs that MinIO accepts, and it is never printed, logged or
+// audited.
+func TestS3ConnectorSecretFromStdin(t *testing.T) {
+	peer := testpeer.MinIO(t)
+	bucket := peer.Bucket(t)
+	var logs bytes.Buffer
+	_, admin, trainer := s3Team(t, &logs)
+	args := []string{"connector", "set", "ml", "--backend", "s3", "--bucket", bucket, "--prefix", "ml/",
+		"--endpoint", peer.Endpoint, "--region", peer.Region, "--path-style", "--access-key-id", peer.AccessKeyID}
+
+	// No environment variable and nothing on stdin: refused, nothing set.
+	if r := admin.run(args...); r.code == 0 || !strings.Contains(r.stderr, "SIGNET_SECRET_ACCESS_KEY") {
+		t.Fatalf("connector set without a secret: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	set := admin
+	set.stdin = strings.NewReader(peer.SecretAccessKey + "\n")
+	r := set.run(append(args, "--json")...)
+	if r.code != 0 {
+		t.Fatalf("connector set with the secret on stdin: exit %d: %s", r.code, r.stderr)
+	}
+	var conn signet.Connector
+	if err := json.Unmarshal([]byte(r.stdout), &conn); err != nil || conn.Backend != "s3" || conn.CredentialsRef == "" {
+		t.Fatalf("connector set printed %q (%v), want an s3 connector with stored credentials", r.stdout, err)
+	}
+
+	// The stored secret signs: an upload and a download through MinIO.
+	payload := []byte("secret read from stdin\n")
+	put := s3Presign(trainer, "put", "ml", "stdin/a.txt", "--size", fmt.Sprint(len(payload)))
+	if st := send(t, put.Method, put.URL, put.Headers, payload); st != http.StatusOK {
+		t.Fatalf("PUT through a URL signed with the secret from stdin answered %d", st)
+	}
+	if got := httpGet(t, s3Presign(trainer, "get", "ml", "stdin/a.txt").URL); !bytes.Equal(got, payload) {
+		t.Errorf("GET returned %q", got)
+	}
+	// A wrong secret on stdin is stored as given: its URLs are refused,
+	// which shows the one above was signed with the secret read.
+	wrong := admin
+	wrong.stdin = strings.NewReader("not-" + peer.SecretAccessKey + "\n")
+	wrong.must(args...)
+	if st := send(t, "GET", s3Presign(trainer, "get", "ml", "stdin/a.txt").URL, nil, nil); st != http.StatusForbidden {
+		t.Errorf("GET through a URL signed with a wrong secret answered %d, want 403", st)
+	}
+
+	// Never printed, logged or audited.
+	audit := admin.must("audit", "export")
+	got := admin.must("connector", "get", "ml", "--json") + r.stdout + r.stderr + logs.String() + audit
+	if strings.Contains(got, peer.SecretAccessKey) {
+		t.Error("the secret appears in the CLI's output, the server's log or the audit log")
+	}
+	if !strings.Contains(audit, "connector.set") {
+		t.Errorf("audit export holds no connector.set event; is the check above looking at the log?")
+	}
+}
+
 // TestS3ConnectorSessionToken: temporary keys (SIGNET_SESSION_TOKEN) are
 // refused without their expiry, and with it their URLs are cut to the
 // session's end and work until then.
