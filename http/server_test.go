@@ -278,6 +278,12 @@ func TestPresignBadInput(t *testing.T) {
 		"escape":            "a\x1bb",
 		"leading dot-dot/":  "../",
 		"double dot inside": "x/../../etc/passwd",
+		// Encoded traversal: never decoded by signet, but a proxy or
+		// store on the way might.
+		"encoded traversal":        "%2e%2e/x",
+		"double-encoded traversal": "%252e%252e/x",
+		"encoded slashes":          "a/%2f/b",
+		"encoded NUL":              "a%00b",
 	}
 	for name, key := range bad {
 		t.Run(name, func(t *testing.T) {
@@ -299,11 +305,17 @@ func TestPresignBadInput(t *testing.T) {
 	if a.Status != 400 || bytes.Contains(a.Body, []byte("/blob/")) {
 		t.Errorf("invalid UTF-8 key: %d %s, want 400 and no URL", a.Status, a.Body)
 	}
-	// Percent sequences are literal names, never decoded.
-	for _, key := range []string{"%2e%2e/x", "%252e%252e/x"} {
+	// Otherwise percent signs are ordinary characters: the key is signed
+	// and stored literally, never decoded.
+	for _, key := range []string{"100%", "a%20b", "%2e%2ex/y"} {
 		a := e.do("POST", "/v1/teams/ml/presign", tok, presignBody("upload", key))
 		if a.Status != 200 {
 			t.Errorf("key %q: %d %s", key, a.Status, a.Body)
+			continue
+		}
+		var res sighttp.PresignResponse
+		if err := json.Unmarshal(a.Body, &res); err != nil || res.Objects[0].Key != key || !strings.Contains(res.Objects[0].URL, "/"+strings.ReplaceAll(key, "%", "%25")+"?") {
+			t.Errorf("key %q: answer %s does not address the literal key", key, a.Body)
 		}
 	}
 	// Every refusal is on the record.

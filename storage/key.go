@@ -23,10 +23,13 @@ const MaxKeyLen = 1024
 // leading, trailing or doubled "/") nor "." or "..". A trailing "/" is
 // refused because an object key names a file, not a directory.
 //
-// Percent signs are ordinary characters: "%2e%2e/x" is the literal name
-// "%2e%2e/x" and is valid. Keys are never percent-decoded; drivers escape
-// "%" (as "%25") when they put a key into a URL path, so no store can decode
-// such a key into a traversal.
+// Keys are never percent-decoded for storage: "a%20b" and "100%" are the
+// literal names "a%20b" and "100%", and drivers escape "%" (as "%25") when
+// they put a key into a URL path. But a proxy or store on the way might
+// decode a key anyway, once or more, so a key is also refused when
+// percent-decoding it, repeatedly until it no longer changes, yields a "."
+// or ".." segment, a backslash, a control character, "//" or a leading
+// "/": "%2e%2e/x" and "%252e%252e/x" are refused like "../x".
 //
 // The error is a *signet.Error with code signet.InvalidKey whose message
 // names the rule that was broken and is safe to show to users.
@@ -88,5 +91,84 @@ func keyProblem(key string) string {
 			return `must not contain a "." or ".." segment`
 		}
 	}
+	// Each round that changes the key shortens it by at least two bytes,
+	// so the loop ends after at most len(key)/3 rounds; the bound only
+	// states that.
+	decoded := key
+	for range len(key)/3 + 1 {
+		next := percentDecode(decoded)
+		if next == decoded {
+			break
+		}
+		decoded = next
+		if msg := decodedProblem(decoded); msg != "" {
+			return "must not percent-decode to " + msg + " (a proxy or store on the way might decode it)"
+		}
+	}
 	return ""
+}
+
+// decodedProblem names what in a percent-decoded form of a key would let
+// it address another name than its own, or returns "".
+func decodedProblem(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return "a control character"
+		}
+	}
+	for _, r := range s {
+		switch {
+		case r >= 0x80 && r <= 0x9f:
+			return "a control character"
+		case r == '\\':
+			return `a backslash ("\")`
+		}
+	}
+	switch {
+	case s[0] == '/':
+		return `a leading "/"`
+	case strings.Contains(s, "//"):
+		return `an empty segment ("//")`
+	}
+	for seg := range strings.SplitSeq(s, "/") {
+		if seg == "." || seg == ".." {
+			return `a "." or ".." segment`
+		}
+	}
+	return ""
+}
+
+// percentDecode replaces every "%XX" (two hexadecimal digits) in s by the
+// byte it encodes and keeps every other "%" as it is, as lenient decoders
+// do.
+func percentDecode(s string) string {
+	i := strings.IndexByte(s, '%')
+	if i < 0 {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	b = append(b, s[:i]...)
+	for ; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
 }

@@ -1,6 +1,7 @@
 package storage_test
 
 import (
+	"net/url"
 	"path"
 	"strings"
 	"testing"
@@ -15,9 +16,14 @@ func TestValidateKey(t *testing.T) {
 		for _, key := range []string{
 			"a",
 			"a/b/c.txt",
-			"%2e%2e/x",     // percent sequences are literal names
-			"%252e%252e/x", // and so are doubly encoded ones
-			"a/%2f/b",
+			"100%",            // a percent sign is an ordinary character
+			"a%20b",           // and "%XX" a literal name, never decoded
+			"%2e%2ex/y",       // decodes to "..x/y", a safe name
+			"a%2fb",           // decodes to "a/b"
+			"%%2e%2e",         // decodes to "%..", one segment
+			"%zz/%2",          // not percent sequences at all
+			"%25%25",          // decodes to "%%", which stays
+			"50%25/%e2%82%ac", // decodes to "50%/€"
 			"..a/b..",
 			".hidden/...",
 			"a b/ü/日本語/🙂",
@@ -41,6 +47,24 @@ func TestValidateKey(t *testing.T) {
 			{"DotOnly", "."},
 			{"DotDotLast", "a/.."},
 			{"DotLast", "a/."},
+			// BAD-INPUTS.md, Requests: encoded traversal. The key is
+			// never decoded, but a proxy or store on the way might.
+			{"EncodedDotDot", "%2e%2e/x"},
+			{"EncodedDotDotUpper", "%2E%2E/x"},
+			{"DoubleEncodedDotDot", "%252e%252e/x"},
+			{"TripleEncodedDotDot", "%25252e%25252e/x"},
+			{"EncodedDotDotMiddle", "a/%2e%2e/b"},
+			{"HalfEncodedDotDot", "a/.%2e/b"},
+			{"EncodedDot", "a/%2e/b"},
+			{"EncodedSlashDotDot", "a%2f..%2fb"},
+			{"EncodedSlashes", "a/%2f/b"},
+			{"EncodedLeadingSlash", "%2fetc/passwd"},
+			{"DoubleEncodedLeadingSlash", "%252fetc"},
+			{"EncodedBackslash", "a%5c..%5cb"},
+			{"EncodedNUL", "a%00b"},
+			{"DoubleEncodedNewline", "a%250ab"},
+			{"EncodedDEL", "a%7fb"},
+			{"EncodedC1", "a%c2%85b"},
 			// non-canonical
 			{"LeadingSlash", "/a"},
 			{"DoubleSlash", "a//b"},
@@ -90,14 +114,14 @@ func TestValidateKey(t *testing.T) {
 
 func TestValidatePrefix(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
-		for _, p := range []string{"", "ml/", "teams/a/", "%2e%2e/"} {
+		for _, p := range []string{"", "ml/", "teams/a/", "100%/", "a%20b/"} {
 			if err := storage.ValidatePrefix(p); err != nil {
 				t.Errorf("ValidatePrefix(%q) = %v, want nil", p, err)
 			}
 		}
 	})
 	t.Run("ErrInvalid", func(t *testing.T) {
-		for _, p := range []string{"/", "ml", "/ml/", "ml//", "../", "a/../", "a\\/", "a\x00/", "\xff/", strings.Repeat("a", 1025) + "/", "./"} {
+		for _, p := range []string{"/", "ml", "/ml/", "ml//", "../", "a/../", "a\\/", "a\x00/", "\xff/", "%2e%2e/", "a/%252e/", strings.Repeat("a", 1025) + "/", "./"} {
 			if got := signet.ErrorCode(storage.ValidatePrefix(p)); got != signet.Invalid {
 				t.Errorf("ValidatePrefix(%q) code %q, want %q", p, got, signet.Invalid)
 			}
@@ -108,7 +132,7 @@ func TestValidatePrefix(t *testing.T) {
 // FuzzValidateKey checks that every accepted key is canonical and cannot
 // address anything but itself.
 func FuzzValidateKey(f *testing.F) {
-	for _, s := range []string{"a", "a/b", "../x", "a/./b", "%2e%2e/x", "/a", "a//b", "a\\b", "a\x00", "\xff\xfe", "a\u0085", "ü/🙂", "..a", "a/"} {
+	for _, s := range []string{"a", "a/b", "../x", "a/./b", "%2e%2e/x", "/a", "a//b", "a\\b", "a\x00", "\xff\xfe", "a\u0085", "ü/🙂", "..a", "a/", "%252e%252e/x", "a%2fb", "100%"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, key string) {
@@ -141,9 +165,28 @@ func FuzzValidateKey(f *testing.F) {
 				t.Fatalf("accepted segment %q in %q", seg, key)
 			}
 		}
+		// Nor can a proxy or store that percent-decodes it, however often,
+		// turn it into a traversal.
+		for d := key; strings.Contains(d, "%"); {
+			next, err := url.PathUnescape(d)
+			if err != nil || next == d {
+				break
+			}
+			d = next
+			if strings.HasPrefix(d, "/") || strings.Contains(d, "//") || strings.Contains(d, `\`) || strings.ContainsFunc(d, isControl) {
+				t.Fatalf("accepted %q, which decodes to %q", key, d)
+			}
+			for seg := range strings.SplitSeq(d, "/") {
+				if seg == "." || seg == ".." {
+					t.Fatalf("accepted %q, which decodes to %q", key, d)
+				}
+			}
+		}
 		// A valid key is a valid prefix body, and joining keeps it valid.
 		if err := storage.ValidatePrefix(key + "/"); err != nil {
 			t.Fatalf("ValidatePrefix(%q/) = %v", key, err)
 		}
 	})
 }
+
+func isControl(r rune) bool { return r < 0x20 || r >= 0x7f && r <= 0x9f }
