@@ -123,14 +123,21 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	drivers.local = m.Blob
 
-	sealer, err := loadSealer(c, m.Getenv)
+	secret, err := loadSecretKey(c, m.Getenv)
+	if err != nil {
+		return err
+	}
+	sealer, err := signet.NewSealer(secret.key)
 	if err != nil {
 		return err
 	}
 
-	token, err := Bootstrap(ctx, m.DB, c.DataDir, m.Dev, m.Now())
+	token, err := Bootstrap(ctx, m.DB, c.DataDir, m.Dev, m.Now(), secret.check())
 	if err != nil {
 		return fmt.Errorf("bootstrapping: %w", err)
+	}
+	if err := checkSecretKey(ctx, m.DB, secret); err != nil {
+		return err
 	}
 	if token != "" {
 		fmt.Fprintf(m.Stdout, "signet: created instance admin \"admin\"; its API key is shown once and saved to %s:\n%s\n",
@@ -237,8 +244,11 @@ func (m *Main) Close() error {
 // Bootstrap prepares an empty instance: an admin user with an API key
 // (returned, and written to <dataDir>/admin-token with mode 0600) and, when
 // dev is set, the team "default" on the local store with admin as its
-// admin. On an instance already bootstrapped it does nothing and returns "".
-func Bootstrap(ctx context.Context, store signet.Store, dataDir string, dev bool, now time.Time) (string, error) {
+// admin. keyCheck, the secret key's check value (see checkSecretKey), is
+// stored in the same transaction, so that of replicas racing to bootstrap
+// with different keys all but the winner are refused. On an instance
+// already bootstrapped it does nothing and returns "".
+func Bootstrap(ctx context.Context, store signet.Store, dataDir string, dev bool, now time.Time, keyCheck string) (string, error) {
 	const setting = "bootstrapped_at"
 	err := store.View(ctx, func(tx signet.Tx) error {
 		_, err := tx.Setting(setting)
@@ -287,6 +297,11 @@ func Bootstrap(ctx context.Context, store signet.Store, dataDir string, dev bool
 		}
 		if err := tx.AppendAudit(ev); err != nil {
 			return err
+		}
+		if keyCheck != "" {
+			if err := tx.SetSetting(secretKeyCheckSetting, keyCheck); err != nil {
+				return err
+			}
 		}
 		return tx.SetSetting(setting, now.UTC().Format(time.RFC3339Nano))
 	})
