@@ -182,6 +182,9 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 	if err := decode(w, r, &req); err != nil {
 		ev := s.event(r, signet.ActionPresignDownload)
 		ev.Team = team
+		if key, ok := refusedKey(err); ok {
+			ev.ObjectKey = auditKey(key)
+		}
 		s.deny(w, r, ev, err)
 		return
 	}

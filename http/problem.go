@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/signetdev/signet"
@@ -118,8 +119,14 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return signet.E("decode", signet.Invalid, "reading request body", err)
 	}
 	// encoding/json would silently replace invalid UTF-8 with U+FFFD,
-	// rewriting keys; refuse such bodies instead.
+	// rewriting keys; refuse such bodies instead, as a whole. When the
+	// first invalid string is an object key, the refusal is the key rule's.
 	if !utf8.Valid(body) {
+		if _, ok := v.(keyedRequest); ok {
+			if key, ok := invalidUTF8Key(body); ok {
+				return &keyError{key: key, err: signet.Errorf(signet.InvalidKey, "invalid key: must be valid UTF-8")}
+			}
+		}
 		return signet.Errorf(signet.Invalid, "request body is not valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -150,4 +157,146 @@ func jsonProblem(err error) string {
 		return "syntax error at offset " + strconv.FormatInt(se.Offset, 10)
 	}
 	return err.Error()
+}
+
+// keyedRequest is a request body that names objects by "key" members: a
+// key that is not valid UTF-8 is then refused as an invalid key, not as a
+// malformed body.
+type keyedRequest interface{ objectKeys() }
+
+func (*PresignRequest) objectKeys()      {}
+func (*CreateUploadRequest) objectKeys() {}
+
+// keyError is an object key refused while decoding the body, with the key
+// byte for byte as the client sent it, for the audit record.
+type keyError struct {
+	key string
+	err error
+}
+
+func (e *keyError) Error() string { return e.err.Error() }
+func (e *keyError) Unwrap() error { return e.err }
+
+// refusedKey returns the key that err refused while decoding, if any.
+func refusedKey(err error) (string, bool) {
+	var ke *keyError
+	if errors.As(err, &ke) {
+		return ke.key, true
+	}
+	return "", false
+}
+
+// invalidUTF8Key finds the first JSON string in body that is not valid
+// UTF-8 and, when it is the value of a "key" member, returns it unquoted
+// with its bytes kept.
+func invalidUTF8Key(body []byte) (string, bool) {
+	type frame struct {
+		object bool
+		atName bool // the next string is a member name
+		member string
+	}
+	var stack []frame
+	dec := json.NewDecoder(bytes.NewReader(body))
+	start := int64(0)
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		end := dec.InputOffset()
+		raw := body[start:end]
+		start = end
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		var top *frame
+		if n := len(stack); n > 0 {
+			top = &stack[n-1]
+		}
+		if top != nil && top.object && top.atName {
+			top.member, _ = tok.(string)
+			top.atName = false
+			if !utf8.Valid(raw) {
+				return "", false
+			}
+			continue
+		}
+		if _, ok := tok.(string); ok && !utf8.Valid(raw) {
+			if top == nil || !top.object || top.member != "key" {
+				return "", false
+			}
+			return unquoteRaw(raw[bytes.IndexByte(raw, '"'):]), true
+		}
+		if top != nil && top.object {
+			top.atName = true
+		}
+		if d, ok := tok.(json.Delim); ok {
+			stack = append(stack, frame{object: d == '{', atName: d == '{'})
+		}
+	}
+}
+
+// unquoteRaw unquotes the JSON string q as encoding/json does, except that
+// bytes that are not valid UTF-8 are kept instead of replaced.
+func unquoteRaw(q []byte) string {
+	q = q[1 : len(q)-1]
+	b := make([]byte, 0, len(q))
+	for i := 0; i < len(q); i++ {
+		if q[i] != '\\' || i+1 == len(q) {
+			b = append(b, q[i])
+			continue
+		}
+		i++
+		switch c := q[i]; c {
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			r, n := unquoteU(q[i+1:])
+			b = utf8.AppendRune(b, r)
+			i += n
+		default: // '"', '\\', '/'
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+// unquoteU decodes the hex digits after a "\u" in q, and a second "\uXXXX"
+// when they form a surrogate pair; it returns the rune (U+FFFD for a lone
+// surrogate) and how many bytes it read.
+func unquoteU(q []byte) (rune, int) {
+	hex4 := func(q []byte) rune {
+		if len(q) < 4 {
+			return -1
+		}
+		v, err := strconv.ParseUint(string(q[:4]), 16, 16)
+		if err != nil {
+			return -1
+		}
+		return rune(v)
+	}
+	r := hex4(q)
+	if r < 0 {
+		return utf8.RuneError, 0
+	}
+	if utf16.IsSurrogate(r) {
+		if len(q) >= 10 && q[4] == '\\' && q[5] == 'u' {
+			if r2 := hex4(q[6:]); r2 >= 0 {
+				if p := utf16.DecodeRune(r, r2); p != utf8.RuneError {
+					return p, 10
+				}
+			}
+		}
+		return utf8.RuneError, 4
+	}
+	return r, 4
 }

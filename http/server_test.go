@@ -300,10 +300,27 @@ func TestPresignBadInput(t *testing.T) {
 		})
 	}
 	// Invalid UTF-8 is refused before decoding, because encoding/json would
-	// otherwise replace it and sign a different key than the one sent.
-	a := e.do("POST", "/v1/teams/ml/presign", tok, `{"operation":"download","objects":[{"key":"a\xff\xfeb"}]}`)
-	if a.Status != 400 || bytes.Contains(a.Body, []byte("/blob/")) {
-		t.Errorf("invalid UTF-8 key: %d %s, want 400 and no URL", a.Status, a.Body)
+	// otherwise replace it and sign a different key than the one sent: the
+	// whole request, with the key rule's code when the bytes are in a key
+	// (docs/api.md), and the key audited byte for byte as sent.
+	for _, tc := range []struct{ name, path, body, code, key string }{
+		{"presign", "/v1/teams/ml/presign", "{\"operation\":\"download\",\"objects\":[{\"key\":\"a\xff\xfeb\"}]}", "invalid_key", "a\xff\xfeb"},
+		{"batch", "/v1/teams/ml/presign", "{\"operation\":\"download\",\"objects\":[{\"key\":\"ok\"},{\"key\":\"\\u00e9\\ud83d\\ude42\\n\\\"\xc0\xaf/x\"}]}", "invalid_key", "é🙂\n\"\xc0\xaf/x"},
+		{"upload", "/v1/teams/ml/uploads", "{\"key\":\"x/\xed\xa0\x80\",\"size\":10}", "invalid_key", "x/\xed\xa0\x80"},
+		{"other field", "/v1/teams/ml/presign", "{\"operation\":\"upload\",\"objects\":[{\"key\":\"k\",\"content_type\":\"text/\xff\"}]}", "invalid", ""},
+		{"member name", "/v1/teams/ml/presign", "{\"operation\":\"upload\",\"objects\":[{\"k\xffey\":\"k\"}]}", "invalid", ""},
+	} {
+		a := e.do("POST", tc.path, tok, tc.body)
+		if a.Status != 400 || a.code() != tc.code || bytes.Contains(a.Body, []byte("/blob/")) {
+			t.Errorf("invalid UTF-8 (%s): %d %s, want 400 %s and no URL", tc.name, a.Status, a.Body, tc.code)
+		}
+		if tc.key == "" {
+			continue
+		}
+		evs := e.audit()
+		if ev := evs[len(evs)-1]; ev.Code != signet.InvalidKey || ev.ObjectKey != tc.key {
+			t.Errorf("invalid UTF-8 (%s): audited %s key %q, want invalid_key and %q", tc.name, ev.Code, ev.ObjectKey, tc.key)
+		}
 	}
 	// Otherwise percent signs are ordinary characters: the key is signed
 	// and stored literally, never decoded.
@@ -325,8 +342,8 @@ func TestPresignBadInput(t *testing.T) {
 			denied++
 		}
 	}
-	if denied != len(bad) {
-		t.Errorf("%d invalid_key denials audited, want %d", denied, len(bad))
+	if denied != len(bad)+3 {
+		t.Errorf("%d invalid_key denials audited, want %d", denied, len(bad)+3)
 	}
 }
 

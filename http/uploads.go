@@ -87,6 +87,9 @@ func (s *Server) handleCreateUpload(w http.ResponseWriter, r *http.Request) {
 	ev.Team = r.PathValue("team")
 	var req CreateUploadRequest
 	if err := decode(w, r, &req); err != nil {
+		if key, ok := refusedKey(err); ok {
+			ev.ObjectKey = auditKey(key)
+		}
 		s.deny(w, r, ev, err)
 		return
 	}
