@@ -22,7 +22,9 @@ type Config struct {
 	// DataDir holds the SQLite database, the local store's blobs and keys,
 	// and the admin token written at bootstrap.
 	DataDir string `yaml:"data_dir"`
-	// DB is the SQLite database path; <data_dir>/signet.db when empty.
+	// DB is the metadata database: a postgres:// (or postgresql://) URL,
+	// which replicas share, or else a SQLite file path; <data_dir>/signet.db
+	// when empty.
 	DB string `yaml:"db"`
 	// PublicURL is the base of URLs the local store hands out; derived from
 	// the listen address when empty. Never taken from request headers.
