@@ -67,14 +67,14 @@ func TestMinIOAbsent(t *testing.T) {
 	t.Run("Skip", func(t *testing.T) {
 		t.Setenv(testpeer.RequireEnv, "")
 		r := run()
-		if r.failed != "" || !strings.Contains(r.skipped, "go install github.com/minio/minio@latest") || !strings.Contains(r.skipped, missing) {
+		if r.failed != "" || !strings.Contains(r.skipped, "go install github.com/minio/minio@"+testpeer.MinIOVersion) || !strings.Contains(r.skipped, missing) {
 			t.Errorf("skipped %q, failed %q; want a skip saying how to install MinIO", r.skipped, r.failed)
 		}
 	})
 	t.Run("Require", func(t *testing.T) {
 		t.Setenv(testpeer.RequireEnv, "require")
 		r := run()
-		if r.skipped != "" || !strings.Contains(r.failed, "go install github.com/minio/minio@latest") {
+		if r.skipped != "" || !strings.Contains(r.failed, "go install github.com/minio/minio@"+testpeer.MinIOVersion) {
 			t.Errorf("skipped %q, failed %q; want a failure when peers are required", r.skipped, r.failed)
 		}
 	})
