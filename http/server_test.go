@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -198,6 +199,39 @@ func presignBody(op string, keys ...string) string {
 	return string(b)
 }
 
+// wantProblem checks that a is an RFC 9457 problem document with status
+// and signet's stable code: Content-Type application/problem+json, and
+// the members type, title, status and code.
+func wantProblem(t *testing.T, a answer, status int, code string) {
+	t.Helper()
+	if a.Status != status {
+		t.Errorf("status %d, want %d (%s)", a.Status, status, truncate(a.Body))
+	}
+	if mt, _, err := mime.ParseMediaType(a.Header.Get("Content-Type")); err != nil || mt != "application/problem+json" {
+		t.Errorf("Content-Type %q, want application/problem+json", a.Header.Get("Content-Type"))
+	}
+	var p struct {
+		Type   *string
+		Title  *string
+		Status *int
+		Code   *string
+		Detail string
+	}
+	if err := json.Unmarshal(a.Body, &p); err != nil {
+		t.Fatalf("problem document %s: %v", truncate(a.Body), err)
+	}
+	switch {
+	case p.Type == nil || *p.Type == "":
+		t.Errorf("problem %s: no type", a.Body)
+	case p.Title == nil || *p.Title != http.StatusText(status):
+		t.Errorf("problem %s: title, want %q", a.Body, http.StatusText(status))
+	case p.Status == nil || *p.Status != status:
+		t.Errorf("problem %s: status member, want %d", a.Body, status)
+	case p.Code == nil || *p.Code != code:
+		t.Errorf("problem %s: code, want %q", a.Body, code)
+	}
+}
+
 func TestAuthentication(t *testing.T) {
 	e := newEnv(t)
 	tok := e.seed("ml", "member")
@@ -230,9 +264,7 @@ func TestAuthentication(t *testing.T) {
 			}
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != 401 {
-				t.Errorf("status %d, want 401", resp.StatusCode)
-			}
+			wantProblem(t, answer{resp.StatusCode, resp.Header, b}, 401, "unauthenticated")
 			if resp.Header.Get("WWW-Authenticate") == "" {
 				t.Error("no WWW-Authenticate header")
 			}
@@ -291,9 +323,7 @@ func TestPresignBadInput(t *testing.T) {
 			// body by hand to send the raw bytes.
 			body := `{"operation":"download","objects":[{"key":"` + jsonEscapeRaw(key) + `"}]}`
 			a := e.do("POST", "/v1/teams/ml/presign", tok, body)
-			if a.Status != 400 || a.code() != "invalid_key" {
-				t.Errorf("key %q: %d %s, want 400 invalid_key", key, a.Status, a.Body)
-			}
+			wantProblem(t, a, 400, "invalid_key")
 			if bytes.Contains(a.Body, []byte("/blob/")) {
 				t.Errorf("key %q: answer holds a URL", key)
 			}
@@ -397,10 +427,7 @@ func TestPresignBody(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			a := e.do("POST", "/v1/teams/ml/presign", tok, c.body)
-			if a.Status != c.status || a.code() != c.code {
-				t.Errorf("%d %s, want %d %s", a.Status, truncate(a.Body), c.status, c.code)
-			}
+			wantProblem(t, e.do("POST", "/v1/teams/ml/presign", tok, c.body), c.status, c.code)
 		})
 	}
 }
