@@ -5,10 +5,10 @@ import (
 	"time"
 )
 
-// BenchmarkSignerCore is the signer alone, for the URL of
-// BenchmarkSignerOwn (bench_test.go): canonical request, string to sign,
-// signature and URL query appended to a reused buffer, no allocation.
-// BenchmarkSignerOwn adds validation, the URL string and the result.
+// BenchmarkSignerCore is the signer alone, for the URL of BenchmarkSign's
+// Driver (bench_test.go): canonical request, string to sign, signature and
+// URL query appended to a reused buffer, no allocation. Driver adds
+// validation, the URL string and the result.
 func BenchmarkSignerCore(b *testing.B) {
 	var s signer
 	in := presignInput{
