@@ -50,12 +50,14 @@ type ObjectError struct {
 	Message string `json:"message"`
 }
 
-// ObjectResult is the answer for one object: a URL or an error.
+// ObjectResult is the answer for one object: a URL or an error. Headers
+// is never nil for an issued URL, so the answer always states them ({}
+// when there are none), and nil for an error, which leaves them out.
 type ObjectResult struct {
 	Key       string            `json:"key"`
 	Method    string            `json:"method,omitempty"`
 	URL       string            `json:"url,omitempty"`
-	Headers   map[string]string `json:"headers,omitempty"`
+	Headers   map[string]string `json:"headers,omitzero"`
 	ExpiresAt *time.Time        `json:"expires_at,omitempty"`
 	Error     *ObjectError      `json:"error,omitempty"`
 	// Size, ETag and SHA256 (hex) describe the object as the store holds
@@ -253,7 +255,7 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 			// sooner); the answer and the record state the real one.
 			exp := realExpiry(u, expires)
 			oev.GrantID, oev.ExpiresAt = opts.GrantID, exp
-			results[i].Method, results[i].URL, results[i].Headers = u.Method, u.URL, u.Headers
+			results[i].Method, results[i].URL, results[i].Headers = u.Method, u.URL, headersOf(u)
 			results[i].ExpiresAt = &exp
 		}
 		events[i] = &oev
@@ -294,6 +296,14 @@ func grantID(now time.Time) string {
 	}
 	copy(b[9:], signet.NewID(10))
 	return string(b[:])
+}
+
+// headersOf returns the headers a client must send with u, {} when none.
+func headersOf(u *driver.SignedURL) map[string]string {
+	if u.Headers == nil {
+		return map[string]string{}
+	}
+	return u.Headers
 }
 
 // realExpiry is when u stops working: the driver's statement, which is

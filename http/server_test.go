@@ -793,3 +793,39 @@ func TestSweepExpiredUploads(t *testing.T) {
 		t.Errorf("second sweep collected %d again", n)
 	}
 }
+
+// TestPresignHeaders: every issued URL states the headers to send, {}
+// when there are none (DESIGN §4); a refused object carries none.
+func TestPresignHeaders(t *testing.T) {
+	e := newEnv(t)
+	tok := e.seed("ml", "member")["member"]
+	items := func(a answer) []map[string]json.RawMessage {
+		t.Helper()
+		var res struct{ Objects, Parts []map[string]json.RawMessage }
+		if a.Status != 200 && a.Status != 201 || json.Unmarshal(a.Body, &res) != nil {
+			t.Fatalf("%d %s", a.Status, truncate(a.Body))
+		}
+		return append(res.Objects, res.Parts...)
+	}
+	objs := items(e.do("POST", "/v1/teams/ml/presign", tok, presignBody("download", "a", "../x")))
+	if h, ok := objs[0]["headers"]; !ok || string(h) != "{}" {
+		t.Errorf("download: headers %s (present %v), want {}", h, ok)
+	}
+	if h, ok := objs[1]["headers"]; ok {
+		t.Errorf("refused object: headers %s, want none", h)
+	}
+	objs = items(e.do("POST", "/v1/teams/ml/presign", tok, `{"operation":"upload","objects":[{"key":"a","content_type":"text/plain"}]}`))
+	if h := string(objs[0]["headers"]); h != `{"Content-Type":"text/plain"}` {
+		t.Errorf("upload: headers %s", h)
+	}
+	up := e.do("POST", "/v1/teams/ml/uploads", tok, `{"key":"big","size":10}`)
+	var info struct{ ID string }
+	if up.Status != 201 || json.Unmarshal(up.Body, &info) != nil {
+		t.Fatalf("upload: %d %s", up.Status, up.Body)
+	}
+	for _, p := range items(e.do("POST", "/v1/teams/ml/uploads/"+info.ID+"/parts", tok, `{"numbers":[1]}`)) {
+		if _, ok := p["headers"]; !ok {
+			t.Errorf("part %s: no headers", p["number"])
+		}
+	}
+}

@@ -60,7 +60,7 @@ type PartURL struct {
 	Size      int64             `json:"size"`
 	Method    string            `json:"method"`
 	URL       string            `json:"url"`
-	Headers   map[string]string `json:"headers,omitempty"`
+	Headers   map[string]string `json:"headers"` // {} when none
 	ExpiresAt time.Time         `json:"expires_at"`
 }
 
@@ -216,7 +216,7 @@ func (s *Server) handleUploadParts(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		exp := realExpiry(su, expires)
-		out.Parts[i] = PartURL{Number: n, Size: size, Method: su.Method, URL: su.URL, Headers: su.Headers, ExpiresAt: exp}
+		out.Parts[i] = PartURL{Number: n, Size: size, Method: su.Method, URL: su.URL, Headers: headersOf(su), ExpiresAt: exp}
 		if exp.Before(ev.ExpiresAt) {
 			ev.ExpiresAt = exp // the record states the earliest
 		}
