@@ -77,6 +77,9 @@ const (
 	BackendAzure = "azure"
 )
 
+// Backends lists every backend name a connector may have.
+var Backends = []string{BackendLocal, BackendS3, BackendGCS, BackendAzure}
+
 // Connector maps a team to a bucket (and optional prefix) in one store.
 // Credentials are never held here: CredentialsRef names a secret kept
 // elsewhere (encrypted at rest), so a Connector is always safe to show.

@@ -3,6 +3,8 @@ package http
 import (
 	"net/http"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/signetdev/signet"
@@ -416,8 +418,24 @@ func (s *Server) handleSetConnector(w http.ResponseWriter, r *http.Request) {
 	a := actorOf(r)
 	ev := s.event(r, signet.ActionConnectorSet)
 	ev.Team = r.PathValue("team")
+	// The caller's role comes first: whoever may not manage the team
+	// learns nothing from how its body would have been judged, and no
+	// credential is sealed nor store opened on their behalf. The
+	// transaction below checks it again.
+	err := s.store.View(r.Context(), func(tx signet.Tx) error {
+		_, _, err := teamRole(tx, a, ev.Team, signet.PermManage)
+		return err
+	})
+	if err != nil {
+		s.deny(w, r, ev, err)
+		return
+	}
 	var req ConnectorRequest
 	if err := decode(w, r, &req); err != nil {
+		s.deny(w, r, ev, err)
+		return
+	}
+	if err := checkBackend(req.Backend); err != nil {
 		s.deny(w, r, ev, err)
 		return
 	}
@@ -429,7 +447,7 @@ func (s *Server) handleSetConnector(w http.ResponseWriter, r *http.Request) {
 		c.Bucket = c.Team
 	}
 	ev.Store, ev.Bucket, ev.ObjectKey = c.Backend, c.Bucket, c.Prefix
-	err := storage.ValidatePrefix(c.Prefix)
+	err = storage.ValidatePrefix(c.Prefix)
 	if err == nil && c.Bucket == "" {
 		err = signet.Errorf(signet.Invalid, "bucket is required")
 	}
@@ -467,6 +485,22 @@ func (s *Server) handleSetConnector(w http.ResponseWriter, r *http.Request) {
 	}) {
 		writeJSON(w, http.StatusOK, c)
 	}
+}
+
+// checkBackend refuses a connector's backend name that no build of signet
+// knows, before any other setting is judged against it.
+func checkBackend(name string) error {
+	if slices.Contains(signet.Backends, name) {
+		return nil
+	}
+	known := strings.Join(signet.Backends, ", ")
+	if name == "" {
+		return signet.Errorf(signet.Invalid, "backend is required (one of %s)", known)
+	}
+	if len(name) > 32 {
+		name = name[:32] + "…"
+	}
+	return signet.Errorf(signet.Invalid, "unknown backend %q (known: %s)", name, known)
 }
 
 func (s *Server) handleGetConnector(w http.ResponseWriter, r *http.Request) {

@@ -742,6 +742,49 @@ func TestConnectorCredentials(t *testing.T) {
 	}
 }
 
+// TestSetConnectorOrder: the caller's role is checked before the body is
+// judged, so whoever may not manage the team gets 403 whatever they send,
+// and nothing is sealed or opened for them; then the backend name is
+// checked before the settings that depend on it.
+func TestSetConnectorOrder(t *testing.T) {
+	e := newEnv(t)
+	tok := e.seed("ml", "viewer", "member", "", "admin")
+	creds := `"credentials":{"access_key_id":"AKIAEXAMPLE","secret_access_key":"s3cr3t"}`
+	for _, who := range []string{"viewer", "member", ""} {
+		for _, body := range []string{
+			`{"backend":"local","prefix":"../"}`,
+			`{"backend":"local","prefix":"no-slash"}`,
+			`{"backend":"nosuch"}`,
+			`{"backend":"s3","bucket":"sealme",` + creds + `}`,
+			`{"backend":"local","bogus":1}`,
+			`not json`,
+		} {
+			a := e.do("PUT", "/v1/teams/ml/connector", tok[who], body)
+			if a.Status != 403 || a.code() != "permission_denied" {
+				t.Errorf("%q sends %s: %d %s, want 403 permission_denied", who, body, a.Status, a.Body)
+			}
+		}
+	}
+	if _, opened := e.Secrets.Load("sealme"); opened {
+		t.Error("a refused caller's credentials reached a driver")
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{"backend":"nosuch"}`, `unknown backend "nosuch"`},
+		{`{"backend":"nosuch","bucket":"b","prefix":"../"}`, `unknown backend "nosuch"`},
+		{`{"bucket":"b"}`, "backend is required"},
+	} {
+		a := e.do("PUT", "/v1/teams/ml/connector", tok["admin"], tc.body)
+		var p sighttp.Problem
+		json.Unmarshal(a.Body, &p)
+		if a.Status != 400 || p.Code != "invalid" || !strings.Contains(p.Detail, tc.want) {
+			t.Errorf("admin sends %s: %d %s, want 400 invalid %q", tc.body, a.Status, a.Body, tc.want)
+		}
+	}
+	if a := e.do("PUT", "/v1/teams/ml/connector", tok["admin"], `{"backend":"local","prefix":"p/"}`); a.Status != 200 {
+		t.Errorf("valid connector: %d %s", a.Status, a.Body)
+	}
+}
+
 func TestSweepExpiredUploads(t *testing.T) {
 	e := newEnv(t)
 	tok := e.seed("ml", "member")["member"]
