@@ -247,6 +247,11 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 				s.logger.ErrorContext(r.Context(), "signing", "request_id", requestID(r), "err", err)
 			}
 			markFailed(&oev, err)
+			if oev.Code == signet.InvalidKey {
+				// A refused key names no object under the prefix:
+				// record it exactly as the client sent it.
+				oev.ObjectKey = auditKey(o.Key)
+			}
 			results[i] = ObjectResult{Key: o.Key}
 			results[i].Error = &ObjectError{Code: string(signet.ErrorCode(err)), Message: signet.ErrorMessage(err)}
 			failed++

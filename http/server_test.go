@@ -872,3 +872,43 @@ func TestPresignHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedKeyAudit: the audit record of a refused key holds the key
+// exactly as the client sent it, not joined to the connector's prefix
+// (which would read as an object that the key could have named); an
+// issued one holds the full key in the bucket.
+func TestRefusedKeyAudit(t *testing.T) {
+	e := newEnv(t)
+	tok := e.seed("ml", "member")["member"]
+	err := e.DB.Update(context.Background(), func(tx signet.Tx) error {
+		return tx.SetConnector(&signet.Connector{Team: "ml", Backend: "local", Bucket: "ml", Prefix: "runs/"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("k", 1020) // valid alone, too long under "runs/"
+	e.do("POST", "/v1/teams/ml/presign", tok, presignBody("download", "ok", "../etc/passwd", "%2e%2e/x", long))
+	e.do("POST", "/v1/teams/ml/uploads", tok, `{"key":"a//b","size":10}`)
+	e.do("POST", "/v1/teams/ml/uploads", tok, `{"key":"`+long+`","size":10}`)
+	got := map[string]string{}
+	for _, ev := range e.audit() {
+		if ev.Action == signet.ActionPresignDownload || ev.Action == signet.ActionUploadCreate {
+			got[ev.ObjectKey] = string(ev.Code)
+		}
+	}
+	want := map[string]string{
+		"runs/ok":       "",
+		"../etc/passwd": "invalid_key",
+		"%2e%2e/x":      "invalid_key",
+		long:            "invalid_key",
+		"a//b":          "invalid_key",
+	}
+	if len(got) != len(want) {
+		t.Errorf("audited keys %v, want %v", got, want)
+	}
+	for k, code := range want {
+		if c, ok := got[k]; !ok || c != code {
+			t.Errorf("key %.40q: audited %v (code %q), want code %q", k, ok, c, code)
+		}
+	}
+}

@@ -125,6 +125,11 @@ func (s *Server) handleCreateUpload(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	if err != nil {
+		if signet.ErrorCode(err) == signet.InvalidKey {
+			// A refused key names no object under the prefix: record it
+			// exactly as the client sent it.
+			ev.ObjectKey = auditKey(req.Key)
+		}
 		s.deny(w, r, ev, err)
 		return
 	}
