@@ -67,19 +67,27 @@ const (
 	MaxExpiry = 7 * 24 * time.Hour
 )
 
-// ExpiryCap returns the team's cap for download (upload=false) or upload
-// URLs.
-func (t *Team) ExpiryCap(upload bool) time.Duration {
+// DefaultExpiry returns the instance's default, and highest, cap for
+// download (upload=false) or upload URLs.
+func DefaultExpiry(upload bool) time.Duration {
 	if upload {
-		if t.UploadMaxExpiry > 0 {
-			return t.UploadMaxExpiry
-		}
 		return DefaultUploadExpiry
 	}
-	if t.DownloadMaxExpiry > 0 {
-		return t.DownloadMaxExpiry
-	}
 	return DefaultDownloadExpiry
+}
+
+// ExpiryCap returns the team's cap for download (upload=false) or upload
+// URLs. A team's caps only lower the defaults (R3): a stored cap above the
+// default (set before that rule) counts as the default.
+func (t *Team) ExpiryCap(upload bool) time.Duration {
+	c := t.DownloadMaxExpiry
+	if upload {
+		c = t.UploadMaxExpiry
+	}
+	if def := DefaultExpiry(upload); c <= 0 || c > def {
+		return def
+	}
+	return c
 }
 
 // ResolveExpiry returns the expiry instant of a URL issued at now. requested

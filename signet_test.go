@@ -78,6 +78,12 @@ func TestResolveExpiry(t *testing.T) {
 		if team.ExpiryCap(false) != 5*time.Minute || team.ExpiryCap(true) != 24*time.Hour {
 			t.Errorf("lowered caps %v %v", team.ExpiryCap(false), team.ExpiryCap(true))
 		}
+		// Team caps only lower the defaults: a cap stored above one (before
+		// the API refused that) does not raise it.
+		team.DownloadMaxExpiry, team.UploadMaxExpiry = 2*time.Hour, 7*24*time.Hour
+		if team.ExpiryCap(false) != time.Hour || team.ExpiryCap(true) != 24*time.Hour {
+			t.Errorf("raised caps %v %v, want the defaults", team.ExpiryCap(false), team.ExpiryCap(true))
+		}
 	})
 }
 

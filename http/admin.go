@@ -147,10 +147,12 @@ func (s *Server) handleGetTeam(w http.ResponseWriter, r *http.Request) {
 }
 
 // UpdateTeamRequest changes a team's URL lifetime caps, in seconds, and
-// its allowed client networks. Team admins may only lower the caps;
-// instance admins may set any value up to the providers' hard cap of 7
-// days. AllowNetworks replaces the list when present; an empty list allows
-// every network.
+// its allowed client networks. A team's caps only lower the instance
+// defaults (R3: 1 h for downloads, 24 h for uploads): a value above the
+// default is refused (InvalidExpiry) for everyone. Team admins may only
+// lower the team's current caps; instance admins may also raise them back
+// up to the defaults. AllowNetworks replaces the list when present; an
+// empty list allows every network.
 type UpdateTeamRequest struct {
 	DownloadMaxExpiry *int64    `json:"download_max_expiry,omitempty"`
 	UploadMaxExpiry   *int64    `json:"upload_max_expiry,omitempty"`
@@ -176,10 +178,12 @@ func (s *Server) handleUpdateTeam(w http.ResponseWriter, r *http.Request) {
 			if v == nil {
 				return nil
 			}
-			d := time.Duration(*v) * time.Second
-			if *v < 1 || *v > int64(signet.MaxExpiry/time.Second) {
-				return signet.Errorf(signet.InvalidExpiry, "%s must be between 1 and %d seconds", field, int64(signet.MaxExpiry/time.Second))
+			limit := signet.DefaultExpiry(upload)
+			if *v < 1 || *v > int64(limit/time.Second) {
+				return signet.Errorf(signet.InvalidExpiry, "%s must be between 1 and %d seconds: a team's cap may only lower the instance default (%s)",
+					field, int64(limit/time.Second), limit)
 			}
+			d := time.Duration(*v) * time.Second
 			if !a.Admin && d > t.ExpiryCap(upload) {
 				return signet.Errorf(signet.PermissionDenied, "team admins may only lower %s", field)
 			}

@@ -547,10 +547,11 @@ func TestRoles(t *testing.T) {
 		{"", "POST", "/v1/teams/ml/presign", presignBody("download", "a"), 403},
 		{"", "POST", "/v1/teams/nosuchteam/presign", presignBody("download", "a"), 403},
 		{"admin", "PATCH", "/v1/teams/ml", `{"download_max_expiry":60}`, 200},
-		{"admin", "PATCH", "/v1/teams/ml", `{"download_max_expiry":7200}`, 403},
+		{"admin", "PATCH", "/v1/teams/ml", `{"download_max_expiry":1800}`, 403},
+		{"admin", "PATCH", "/v1/teams/ml", `{"download_max_expiry":7200}`, 400},
 		{"admin", "PUT", "/v1/teams/ml/connector", `{"backend":"local","prefix":"p/"}`, 200},
 		{"admin", "POST", "/v1/teams/cv/presign", presignBody("download", "a"), 403},
-		{"instance", "PATCH", "/v1/teams/ml", `{"download_max_expiry":7200}`, 200},
+		{"instance", "PATCH", "/v1/teams/ml", `{"download_max_expiry":1800}`, 200},
 		{"instance", "POST", "/v1/teams/nosuchteam/presign", presignBody("download", "a"), 404},
 	}
 	for _, c := range cases {
@@ -739,6 +740,44 @@ func TestConnectorCredentials(t *testing.T) {
 		if bytes.Contains(b, []byte(secret)) {
 			t.Errorf("audit event holds the secret: %s", b)
 		}
+	}
+}
+
+// TestTeamCapsOnlyLower: R3's per-team limits only lower the defaults (1 h
+// downloads, 24 h uploads); nobody, not even an instance admin, can raise
+// a team's cap above them.
+func TestTeamCapsOnlyLower(t *testing.T) {
+	e := newEnv(t)
+	tok := e.seed("ml", "admin", "instance")
+	for _, tc := range []struct {
+		who, body string
+		status    int
+		code      string
+	}{
+		{"instance", `{"download_max_expiry":3601}`, 400, "invalid_expiry"},
+		{"instance", `{"download_max_expiry":7200}`, 400, "invalid_expiry"},
+		{"instance", `{"upload_max_expiry":86401}`, 400, "invalid_expiry"},
+		{"instance", `{"upload_max_expiry":604800}`, 400, "invalid_expiry"},
+		{"admin", `{"upload_max_expiry":90000}`, 400, "invalid_expiry"},
+		{"instance", `{"download_max_expiry":0}`, 400, "invalid_expiry"},
+		{"instance", `{"download_max_expiry":3600,"upload_max_expiry":86400}`, 200, ""},
+		{"admin", `{"download_max_expiry":600,"upload_max_expiry":7200}`, 200, ""},
+		{"admin", `{"download_max_expiry":1200}`, 403, "permission_denied"},
+		{"instance", `{"download_max_expiry":1200}`, 200, ""},
+	} {
+		a := e.do("PATCH", "/v1/teams/ml", tok[tc.who], tc.body)
+		if a.Status != tc.status || a.code() != tc.code {
+			t.Errorf("%s sets %s: %d %s, want %d %s", tc.who, tc.body, a.Status, a.Body, tc.status, tc.code)
+		}
+	}
+	var info sighttp.TeamInfo
+	if a := e.do("GET", "/v1/teams/ml", tok["admin"], ""); json.Unmarshal(a.Body, &info) != nil || info.DownloadMaxExpiry != 1200 || info.UploadMaxExpiry != 7200 {
+		t.Errorf("team %+v, want caps 1200 and 7200", info)
+	}
+	// The message says why and what the limit is.
+	a := e.do("PATCH", "/v1/teams/ml", tok["instance"], `{"download_max_expiry":7200}`)
+	if !bytes.Contains(a.Body, []byte("3600")) || !bytes.Contains(a.Body, []byte("only lower")) {
+		t.Errorf("refusal %s does not state the default", a.Body)
 	}
 }
 
