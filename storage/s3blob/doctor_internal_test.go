@@ -7,8 +7,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/signetdev/signet/storage/driver"
 )
 
 // TestCORSRules checks the CORS rule evaluation on its own, since not every
@@ -99,5 +102,35 @@ func TestCORSProbe(t *testing.T) {
 		"https://no.example.com GET", "https://no.example.com HEAD", "https://no.example.com PUT", "https://no.example.com (ETag not exposed)"}
 	if !slices.Equal(got, want) {
 		t.Errorf("missing %q\nwant %q", got, want)
+	}
+}
+
+// TestCheckCredentialsStaticSession: the doctor tells permanent static
+// keys from temporary ones, and shows how long the latter have left.
+func TestCheckCredentialsStaticSession(t *testing.T) {
+	now := time.Now()
+	for _, c := range []struct {
+		token   string
+		expires time.Time
+		status  string
+		detail  string
+	}{
+		{"", time.Time{}, driver.CheckOK, "does not expire"},
+		{"tok", now.Add(2 * time.Hour), driver.CheckOK, "valid for 2h0m0s"},
+		{"tok", now.Add(10 * time.Minute), driver.CheckWarn, "valid for 10m0s"},
+		{"tok", now.Add(-time.Minute), driver.CheckFail, "temporary static keys"},
+		{"tok", time.Time{}, driver.CheckFail, "unknown expiry"},
+	} {
+		b, err := Open(context.Background(), Config{
+			Bucket: "bucket", AccessKeyID: "a", SecretAccessKey: "s", SessionToken: c.token, SessionExpires: c.expires,
+			Now: func() time.Time { return now },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := b.checkCredentials(context.Background())
+		if got.Status != c.status || !strings.Contains(got.Detail, c.detail) {
+			t.Errorf("token %q, expires %v: %s %q, want %s with %q", c.token, c.expires, got.Status, got.Detail, c.status, c.detail)
+		}
 	}
 }
