@@ -55,7 +55,7 @@ func TestCheckTamperRefusesLaxStore(t *testing.T) {
 }
 
 // TestMinIOVersionPinned: the version the skip message names is the one
-// CI builds.
+// CI builds, and the one install.sh builds when not told otherwise.
 func TestMinIOVersionPinned(t *testing.T) {
 	b, err := os.ReadFile("../../.ci/run")
 	if err != nil {
@@ -64,6 +64,13 @@ func TestMinIOVersionPinned(t *testing.T) {
 	m := regexp.MustCompile(`SIGNET_MINIO_VERSION:-([^}]+)}`).FindSubmatch(b)
 	if m == nil || string(m[1]) != MinIOVersion {
 		t.Errorf(".ci/run pins MinIO %q, MinIOVersion is %q", m, MinIOVersion)
+	}
+	sh, err := os.ReadFile("install.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(sh), `minio_version="${SIGNET_MINIO_VERSION:-`+MinIOVersion+`}"`) {
+		t.Errorf("install.sh does not default to MinIO %s", MinIOVersion)
 	}
 	if !strings.Contains(MinIOInstall, "GOTOOLCHAIN=auto GOBIN=~/.cache/signet/bin go install github.com/minio/minio@"+MinIOVersion) {
 		t.Errorf("MinIOInstall does not give the pinned build command: %s", MinIOInstall)
