@@ -56,7 +56,7 @@ func (b *backends) Open(ctx context.Context, c *signet.Connector, secret map[str
 	case signet.BackendGCS:
 		be, err = openGCS(ctx, c, secret)
 	default:
-		return nil, signet.Errorf(signet.Invalid, "unknown backend %q (known: local, s3, gcs, azure)", c.Backend)
+		return nil, signet.Errorf(signet.Invalid, "unknown backend %q (known: %s)", c.Backend, strings.Join(signet.Backends, ", "))
 	}
 	if err != nil {
 		return nil, err

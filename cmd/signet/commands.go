@@ -243,11 +243,16 @@ func newTeamCmd(env *Env) *cobra.Command {
 		Use: "set NAME", Short: "Change a team's URL lifetime caps and allowed networks", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var req sighttp.UpdateTeamRequest
+			var err error
 			if cmd.Flags().Changed("download-max") {
-				req.DownloadMaxExpiry = seconds(dmax)
+				if req.DownloadMaxExpiry, err = seconds("download-max", dmax); err != nil {
+					return err
+				}
 			}
 			if cmd.Flags().Changed("upload-max") {
-				req.UploadMaxExpiry = seconds(umax)
+				if req.UploadMaxExpiry, err = seconds("upload-max", umax); err != nil {
+					return err
+				}
 			}
 			switch {
 			case anyNet && len(nets) > 0:
@@ -271,8 +276,8 @@ func newTeamCmd(env *Env) *cobra.Command {
 			return printTeams(env, t, *t)
 		},
 	}
-	set.Flags().DurationVar(&dmax, "download-max", 0, "longest lifetime of download URLs (e.g. 30m)")
-	set.Flags().DurationVar(&umax, "upload-max", 0, "longest lifetime of upload URLs (e.g. 12h)")
+	set.Flags().DurationVar(&dmax, "download-max", 0, "longest lifetime of download URLs (e.g. 30m); at most 1h: team caps only lower the defaults")
+	set.Flags().DurationVar(&umax, "upload-max", 0, "longest lifetime of upload URLs (e.g. 12h); at most 24h: team caps only lower the defaults")
 	set.Flags().StringArrayVar(&nets, "allow-cidr", nil, "only clients in this network (CIDR) may get URLs; repeatable; replaces the list")
 	set.Flags().BoolVar(&anyNet, "allow-any-network", false, "remove the team's network restriction")
 	cmd.AddCommand(create, list, get, set)
@@ -280,13 +285,14 @@ func newTeamCmd(env *Env) *cobra.Command {
 }
 
 // seconds converts a duration flag to whole seconds, refusing fractions so
-// that nothing is silently rounded.
-func seconds(d time.Duration) *int64 {
-	s := int64(d / time.Second)
+// that nothing is silently rounded: the API takes whole seconds, and a
+// fraction sent on would come back as a misleading range error.
+func seconds(flag string, d time.Duration) (*int64, error) {
 	if d%time.Second != 0 {
-		s = -1 // the server refuses it with a clear message
+		return nil, usageError{fmt.Errorf("--%s %s: give whole seconds (e.g. 90s, 15m, 1h)", flag, d)}
 	}
-	return &s
+	s := int64(d / time.Second)
+	return &s, nil
 }
 
 func printUsers(env *Env, v any, us ...*signet.User) error {

@@ -73,8 +73,14 @@ func TestCLIErrors(t *testing.T) {
 	if r := c.run("presign", "get", "default", "x", "--expires-in", "2h"); r.code != 1 || !strings.Contains(r.stderr, "(invalid_expiry)") {
 		t.Errorf("expiry over cap: exit %d %q", r.code, r.stderr)
 	}
-	if r := c.run("presign", "get", "default", "x", "--expires-in", "1.5s"); r.code != 1 {
+	// Fractions are refused before any request, with what to give
+	// instead (they used to reach the server as -1 and come back as "at
+	// least 1 second").
+	if r := c.run("presign", "get", "default", "x", "--expires-in", "1.5s"); r.code != 2 || !strings.Contains(r.stderr, "whole seconds") {
 		t.Errorf("fractional expiry: exit %d %q", r.code, r.stderr)
+	}
+	if r := c.run("team", "set", "default", "--download-max", "1500ms"); r.code != 2 || !strings.Contains(r.stderr, "--download-max 1.5s: give whole seconds") {
+		t.Errorf("fractional cap: exit %d %q", r.code, r.stderr)
 	}
 	r := c.run("presign", "put", "default", "x", "--content-type", "text/plain")
 	if r.code != 0 || !strings.Contains(r.stderr, "Content-Type: text/plain") {

@@ -33,7 +33,9 @@ must send with it on stderr. KEY is relative to the team's space.`,
 			}
 			req := &sighttp.PresignRequest{Operation: op, Objects: []sighttp.ObjectRequest{obj}}
 			if cmd.Flags().Changed("expires-in") {
-				req.ExpiresIn = seconds(expiresIn)
+				if req.ExpiresIn, err = seconds("expires-in", expiresIn); err != nil {
+					return err
+				}
 				if expiresIn <= 0 {
 					*req.ExpiresIn = -1 // refused by the server with a clear message
 				}
