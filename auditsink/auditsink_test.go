@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/internal/syncbuf"
 	"github.com/signetdev/signet/sqlite"
 )
 
@@ -348,7 +349,7 @@ func TestWebhookDownThenUp(t *testing.T) {
 	state := t.TempDir()
 	const bound = 16 << 10
 	reg := prometheus.NewRegistry()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r := startWith(t, Options{Store: st, Dir: state, Registerer: reg, Logger: logger}, Config{
 		Name: "siem", Type: TypeWebhook, URL: rc.URL + "/ingest?token=in-url", Batch: 20, SpoolMaxSize: bound,
@@ -475,7 +476,7 @@ func TestPruned(t *testing.T) {
 func TestStartEnd(t *testing.T) {
 	st := openStore(t)
 	appendN(t, st, 10)
-	var out syncBuffer
+	var out syncbuf.Buffer
 	set, err := New([]Config{{Name: "o", Type: TypeStdout, Start: StartEnd}}, Options{Store: st, Dir: t.TempDir(), Stdout: &out})
 	if err != nil {
 		t.Fatal(err)
@@ -491,23 +492,6 @@ func TestStartEnd(t *testing.T) {
 	if err := sameLog(got, allEvents(t, st)[10:]); err != nil {
 		t.Error(err)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
 }
 
 func TestConfigErrors(t *testing.T) {

@@ -1,41 +1,22 @@
 package http_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	sighttp "github.com/signetdev/signet/http"
+	"github.com/signetdev/signet/internal/syncbuf"
 	"github.com/signetdev/signet/internal/testpeer"
 	"github.com/signetdev/signet/postgres"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestReadyzSynchronousCommitPostgres: /readyz answers 503 while the
 // database makes signet's new sessions run with synchronous_commit off
@@ -62,7 +43,7 @@ func TestReadyzSynchronousCommitPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	srv := sighttp.NewServer(sighttp.Config{Store: db, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)

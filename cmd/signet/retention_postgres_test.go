@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/signetdev/signet/internal/syncbuf"
 	"github.com/signetdev/signet/internal/testpeer"
 )
 
@@ -70,7 +71,7 @@ func TestPostgresRetention(t *testing.T) {
 	m.Close()
 
 	// serve with retention, as the application role.
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cfg.AuditRetention = Age(5 * 24 * time.Hour)
 	m2 := &Main{Config: cfg, Dev: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	if err := m2.Run(context.Background()); err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,33 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/auditlog"
+	"github.com/signetdev/signet/internal/syncbuf"
 	"github.com/signetdev/signet/sqlite"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // listAudit runs `signet audit list --all --json args` and decodes it.
 func listAudit(t *testing.T, c cli, args ...string) []*signet.AuditEvent {
@@ -200,7 +181,7 @@ func TestAuditRetention(t *testing.T) {
 
 	// serve prunes by itself with audit_retention, and audits it.
 	m.Close()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cfg.AuditRetention = Age(5 * 24 * time.Hour)
 	m2 := &Main{Config: cfg, Dev: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	if err := m2.Run(context.Background()); err != nil {
