@@ -15,6 +15,7 @@ import (
 	"github.com/signetdev/signet/internal/testpeer"
 	"github.com/signetdev/signet/storage/azureblob"
 	"github.com/signetdev/signet/storage/driver"
+	"github.com/signetdev/signet/storage/storagetest"
 )
 
 // BenchmarkSign measures the cost of one download URL, in the same run:
@@ -31,8 +32,7 @@ import (
 //
 //	go test ./storage/azureblob -run NONE -bench Sign -benchmem -count 3
 func BenchmarkSign(b *testing.B) {
-	var floor, sdk float64 // ns/op of HMACFloor and SDK in this run
-	perOp := func(b *testing.B) float64 { return float64(b.Elapsed().Nanoseconds()) / float64(b.N) }
+	var base storagetest.Baselines // HMACFloor and SDK in this run
 	now := time.Now()
 	expires := now.Truncate(time.Second).Add(time.Hour)
 	key, _ := base64.StdEncoding.DecodeString(testpeer.AzuriteKey)
@@ -43,7 +43,7 @@ func BenchmarkSign(b *testing.B) {
 			m.Write([]byte(sts))
 			_ = base64.StdEncoding.EncodeToString(m.Sum(nil))
 		}
-		floor = perOp(b)
+		base.Floor = storagetest.NsPerOp(b)
 	})
 	cred, err := container.NewSharedKeyCredential("devstoreaccount1", testpeer.AzuriteKey)
 	if err != nil {
@@ -60,10 +60,8 @@ func BenchmarkSign(b *testing.B) {
 			}
 			_ = qp.Encode()
 		}
-		sdk = perOp(b)
-		if floor > 0 {
-			b.ReportMetric(sdk/floor, "x-floor")
-		}
+		base.SDK = storagetest.NsPerOp(b)
+		storagetest.Baselines{Floor: base.Floor}.Report(b)
 	})
 	be, err := azureblob.Open(context.Background(), azureblob.Config{
 		Account: "devstoreaccount1", Container: "container", SharedKey: testpeer.AzuriteKey,
@@ -81,12 +79,6 @@ func BenchmarkSign(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		d := perOp(b)
-		if floor > 0 {
-			b.ReportMetric(d/floor, "x-floor")
-		}
-		if sdk > 0 {
-			b.ReportMetric(d/sdk, "x-SDK")
-		}
+		base.Report(b)
 	})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/signetdev/signet/storage/driver"
 	"github.com/signetdev/signet/storage/gcsblob"
+	"github.com/signetdev/signet/storage/storagetest"
 )
 
 // BenchmarkSign measures the cost of one download URL, in the same run:
@@ -38,13 +39,12 @@ func BenchmarkSign(b *testing.B) {
 		Method: http.MethodGet, Bucket: "test-bucket", Key: "datasets/train/shard-00042.tar",
 		Now: now, Expires: now.Truncate(time.Second).Add(time.Hour), Size: -1, GrantID: "abcdefghijklmnop",
 	}
-	var sdk float64 // ns/op of the SDK in this run
-	perOp := func(b *testing.B) float64 { return float64(b.Elapsed().Nanoseconds()) / float64(b.N) }
+	var base storagetest.Baselines // the SDK in this run
 	b.Run("SDK", func(b *testing.B) {
 		for b.Loop() {
 			sdkSignedURL(b, keyFile, http.MethodGet, o.Key, time.Now().Add(time.Hour), "", nil, nil)
 		}
-		sdk = perOp(b)
+		base.SDK = storagetest.NsPerOp(b)
 	})
 	run := func(name string, cfg gcsblob.Config) {
 		be, err := gcsblob.Open(context.Background(), cfg)
@@ -57,9 +57,7 @@ func BenchmarkSign(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			if sdk > 0 {
-				b.ReportMetric(perOp(b)/sdk, "x-SDK")
-			}
+			base.Report(b)
 		})
 	}
 	run("RSA", gcsblob.Config{Bucket: "test-bucket", CredentialsJSON: keyFile})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/signetdev/signet/storage/driver"
 	"github.com/signetdev/signet/storage/s3blob"
+	"github.com/signetdev/signet/storage/storagetest"
 )
 
 const (
@@ -43,8 +44,7 @@ const (
 //
 // (BenchmarkSignerCore, signer_internal_test.go, is the signer alone.)
 func BenchmarkSign(b *testing.B) {
-	var floor, sdk float64 // ns/op of HMACFloor and SDK in this run
-	perOp := func(b *testing.B) float64 { return float64(b.Elapsed().Nanoseconds()) / float64(b.N) }
+	var base storagetest.Baselines // HMACFloor and SDK in this run
 
 	b.Run("HMACFloor", func(b *testing.B) {
 		key := []byte("AWS4" + benchSecret)
@@ -68,7 +68,7 @@ func BenchmarkSign(b *testing.B) {
 			mac.Write(hexSum[:])
 			hex.Encode(out[:], mac.Sum(sig[:0]))
 		}
-		floor = perOp(b)
+		base.Floor = storagetest.NsPerOp(b)
 	})
 
 	b.Run("SDK", func(b *testing.B) {
@@ -85,10 +85,8 @@ func BenchmarkSign(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		sdk = perOp(b)
-		if floor > 0 {
-			b.ReportMetric(sdk/floor, "x-floor")
-		}
+		base.SDK = storagetest.NsPerOp(b)
+		storagetest.Baselines{Floor: base.Floor}.Report(b)
 	})
 
 	b.Run("Driver", func(b *testing.B) {
@@ -108,12 +106,6 @@ func BenchmarkSign(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		d := perOp(b)
-		if floor > 0 {
-			b.ReportMetric(d/floor, "x-floor")
-		}
-		if sdk > 0 {
-			b.ReportMetric(d/sdk, "x-SDK")
-		}
+		base.Report(b)
 	})
 }
