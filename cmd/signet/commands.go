@@ -55,6 +55,8 @@ With --dev it also creates the team "default" on the built-in local store.`,
 			if err != nil {
 				return usageError{err}
 			}
+			gcPercent := tuneGC(os.Getenv)
+			logger.Debug("garbage collector", "gogc", gcPercent)
 			m := &Main{Config: cfg, Dev: dev, Stdout: env.Stdout, Logger: logger}
 			if err := m.Run(cmd.Context()); err != nil {
 				return err
