@@ -119,14 +119,18 @@ func CheckAuditEvents(op string, events []*AuditEvent) error {
 	return nil
 }
 
+// MaxAuditPage is the most events a page of Tx.Audit or
+// UsageTx.IssuedGrants holds.
+const MaxAuditPage = 1000
+
 // AuditPageLimit returns how many events a page of Tx.Audit or
 // UsageTx.IssuedGrants asked for with limit holds: 100 when limit is 0 or
-// less, never more than 1000.
+// less, never more than MaxAuditPage.
 func AuditPageLimit(limit int) int {
 	if limit <= 0 {
 		return 100
 	}
-	return min(limit, 1000)
+	return min(limit, MaxAuditPage)
 }
 
 // Check returns an Invalid error if f cannot be answered exactly: a

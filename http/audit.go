@@ -77,7 +77,7 @@ func (s *Server) auditFilter(r *http.Request) (signet.AuditFilter, error) {
 }
 
 // pageQuery reads the cursor (the id after which a page starts) and limit
-// (1 to 1000; 0 when absent) of a paged query.
+// (1 to signet.MaxAuditPage; 0 when absent) of a paged query.
 func pageQuery(q url.Values) (afterID int64, limit int, err error) {
 	if c := q.Get("cursor"); c != "" {
 		afterID, err = strconv.ParseInt(c, 10, 64)
@@ -87,8 +87,8 @@ func pageQuery(q url.Values) (afterID int64, limit int, err error) {
 	}
 	if l := q.Get("limit"); l != "" {
 		limit, err = strconv.Atoi(l)
-		if err != nil || limit < 1 || limit > 1000 {
-			return 0, 0, signet.Errorf(signet.Invalid, "limit must be between 1 and 1000")
+		if err != nil || limit < 1 || limit > signet.MaxAuditPage {
+			return 0, 0, signet.Errorf(signet.Invalid, "limit must be between 1 and %d", signet.MaxAuditPage)
 		}
 	}
 	return afterID, limit, nil
@@ -137,7 +137,7 @@ func (s *Server) exportAudit(w http.ResponseWriter, r *http.Request, f signet.Au
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	enc := json.NewEncoder(w)
-	f.Limit = 1000
+	f.Limit = signet.MaxAuditPage
 	for {
 		var evs []*signet.AuditEvent
 		err := s.store.View(r.Context(), func(tx signet.Tx) (err error) {

@@ -116,7 +116,7 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request, ev *signet.AuditE
 			}
 			q.f.Limit = limit - len(page.Grants)
 			if q.unused || q.outside {
-				q.f.Limit = 1000
+				q.f.Limit = signet.MaxAuditPage
 			}
 			issued, err = ut.IssuedGrants(q.f)
 			if err != nil || len(issued) == 0 {
