@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -29,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/internal/atomicfile"
+	"github.com/signetdev/signet/internal/retry"
 )
 
 // Options are what New needs besides the sinks' configs.
@@ -208,7 +208,7 @@ func (s *Set) Run(ctx context.Context) {
 		wg.Go(func() {
 			for f.sink == nil {
 				// Standing by: take over when the other process ends.
-				sleep(ctx, f.cfg.PollInterval)
+				retry.Sleep(ctx, f.cfg.PollInterval)
 				if ctx.Err() != nil {
 					return
 				}
@@ -302,7 +302,7 @@ func (f *follower) run(ctx context.Context) {
 			if !full {
 				// Under a trickle of commits, gather them for a moment:
 				// one read, write and fsync per batch, not per commit.
-				sleep(ctx, f.cfg.linger)
+				retry.Sleep(ctx, f.cfg.linger)
 			}
 			evs, err := f.read(ctx)
 			if err != nil {
@@ -349,10 +349,10 @@ func (f *follower) run(ctx context.Context) {
 		case ctx.Err() != nil:
 		default:
 			f.failures.Inc()
-			d := backoff(time.Second, time.Minute, attempt)
+			d := retry.Backoff(time.Second, time.Minute, attempt)
 			attempt++
 			f.log.Warn("audit sink write failed; will retry", "err", err, "attempt", attempt, "retry_in", d.Round(time.Millisecond))
-			sleep(ctx, d)
+			retry.Sleep(ctx, d)
 		}
 	}
 }
@@ -454,26 +454,6 @@ func (f *follower) wait(ctx context.Context, space <-chan struct{}) {
 			})
 		}
 	case <-space:
-	}
-}
-
-// backoff returns the delay before retry number attempt: doubling from
-// lo, capped at hi, with "equal jitter" (half fixed, half random).
-func backoff(lo, hi time.Duration, attempt int) time.Duration {
-	d := lo
-	for i := 0; i < attempt && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/signetdev/signet/internal/atomicfile"
+	"github.com/signetdev/signet/internal/retry"
 )
 
 // webhook POSTs batches of JSON lines to a URL. The follower puts batches
@@ -211,13 +212,13 @@ func (w *webhook) run(ctx context.Context) {
 			return
 		}
 		w.failures.Inc()
-		d := backoff(w.cfg.BackoffMin, w.cfg.BackoffMax, attempt)
+		d := retry.Backoff(w.cfg.BackoffMin, w.cfg.BackoffMax, attempt)
 		// The receiver's Retry-After, when longer, within backoff_max.
 		d = max(d, min(retryAfter, w.cfg.BackoffMax))
 		attempt++
 		w.log.Warn("audit webhook delivery failed; will retry", "err", err, "attempt", attempt,
 			"first_seq", batch[0].first, "entries", count, "retry_in", d.Round(1e6))
-		sleep(ctx, d)
+		retry.Sleep(ctx, d)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/signetdev/signet"
 	sighttp "github.com/signetdev/signet/http"
+	"github.com/signetdev/signet/internal/retry"
 )
 
 // Retry policy for requests to the store.
@@ -115,7 +115,7 @@ func (j *job) api(ctx context.Context, call func() error) error {
 		if err == nil || attempt == apiAttempts || (c != signet.Unavailable && c != signet.RateLimited) || ctx.Err() != nil {
 			break
 		}
-		if serr := sleep(ctx, backoff(attempt, 0)); serr != nil {
+		if serr := retry.Sleep(ctx, backoff(attempt, 0)); serr != nil {
 			return serr
 		}
 	}
@@ -307,22 +307,7 @@ func retryAfter(resp *http.Response) time.Duration {
 // backoff returns the delay before retry number attempt (1-based):
 // exponential with jitter in [d/2, d], or the server's wish when larger.
 func backoff(attempt int, wish time.Duration) time.Duration {
-	d := backoffBase << min(attempt-1, 16)
-	d = min(d, backoffMax)
-	d = d/2 + rand.N(d/2+1)
-	return max(d, wish)
-}
-
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
+	return max(retry.Backoff(backoffBase, backoffMax, attempt-1), wish)
 }
 
 // retrier carries one request's retry budget across its attempts.
@@ -348,7 +333,7 @@ func (r *retrier) transient(ctx context.Context, cause error, wish time.Duration
 		}
 		return r.j.errorf(code, cause, "%s: giving up after %d attempts", r.what, r.failures)
 	}
-	return sleep(ctx, backoff(r.failures, wish))
+	return retry.Sleep(ctx, backoff(r.failures, wish))
 }
 
 // refused handles a 403. The first one renews the URL (it may have

@@ -14,6 +14,7 @@ import (
 
 	"github.com/signetdev/signet"
 	sighttp "github.com/signetdev/signet/http"
+	"github.com/signetdev/signet/internal/retry"
 )
 
 // partBatch is how many part URLs are minted per API call. URLs are minted
@@ -650,7 +651,7 @@ func (u *uploader) complete(ctx context.Context, info *sighttp.UploadInfo, etags
 		if attempt == apiAttempts {
 			break
 		}
-		if serr := sleep(ctx, backoff(attempt, 0)); serr != nil {
+		if serr := retry.Sleep(ctx, backoff(attempt, 0)); serr != nil {
 			return serr
 		}
 	}
