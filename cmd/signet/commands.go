@@ -157,11 +157,7 @@ func newWhoamiCmd(env *Env) *cobra.Command {
 		Use:   "whoami",
 		Short: "Show the caller and their teams",
 		Args:  exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, _ []string, c *sighttp.Client) error {
 			w, err := c.WhoAmI(cmd.Context())
 			if err != nil {
 				return err
@@ -174,7 +170,7 @@ func newWhoamiCmd(env *Env) *cobra.Command {
 					add(w.User, w.KeyID, w.Admin, m.Team, m.Role)
 				}
 			})
-		},
+		}),
 	}
 }
 
@@ -198,45 +194,33 @@ func newTeamCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "team", Short: "Manage teams"}
 	create := &cobra.Command{
 		Use: "create NAME", Short: "Create a team (instance admins)", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, args []string, c *sighttp.Client) error {
 			t, err := c.CreateTeam(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			return printTeams(env, t, *t)
-		},
+		}),
 	}
 	list := &cobra.Command{
 		Use: "list", Short: "List the teams you can see", Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, _ []string, c *sighttp.Client) error {
 			ts, err := c.Teams(cmd.Context())
 			if err != nil {
 				return err
 			}
 			return printTeams(env, ts, ts...)
-		},
+		}),
 	}
 	get := &cobra.Command{
 		Use: "get NAME", Short: "Show a team", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, args []string, c *sighttp.Client) error {
 			t, err := c.Team(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			return printTeams(env, t, *t)
-		},
+		}),
 	}
 	var dmax, umax time.Duration
 	var nets []string
@@ -310,33 +294,25 @@ func newUserCmd(env *Env) *cobra.Command {
 	var service, admin bool
 	create := &cobra.Command{
 		Use: "create NAME", Short: "Create a user (instance admins)", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, args []string, c *sighttp.Client) error {
 			u, err := c.CreateUser(cmd.Context(), args[0], service, admin)
 			if err != nil {
 				return err
 			}
 			return printUsers(env, u, u)
-		},
+		}),
 	}
 	create.Flags().BoolVar(&service, "service", false, "create a service account (for workloads) rather than a human user")
 	create.Flags().BoolVar(&admin, "admin", false, "make the user an instance admin")
 	list := &cobra.Command{
 		Use: "list", Short: "List users (instance admins)", Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, _ []string, c *sighttp.Client) error {
 			us, err := c.Users(cmd.Context())
 			if err != nil {
 				return err
 			}
 			return printUsers(env, us, us...)
-		},
+		}),
 	}
 	cmd.AddCommand(create, list)
 	return cmd
@@ -355,42 +331,30 @@ func newMemberCmd(env *Env) *cobra.Command {
 	var role string
 	add := &cobra.Command{
 		Use: "add TEAM USER", Short: "Add a user to a team, or change their role", Args: exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, args []string, c *sighttp.Client) error {
 			m, err := c.AddMember(cmd.Context(), args[0], args[1], signet.Role(role))
 			if err != nil {
 				return err
 			}
 			return printMembers(env, m, m)
-		},
+		}),
 	}
 	add.Flags().StringVar(&role, "role", string(signet.RoleMember), "admin, member or viewer")
 	list := &cobra.Command{
 		Use: "list TEAM", Short: "List a team's members", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, args []string, c *sighttp.Client) error {
 			ms, err := c.Members(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			return printMembers(env, ms, ms...)
-		},
+		}),
 	}
 	remove := &cobra.Command{
 		Use: "remove TEAM USER", Short: "Remove a user from a team", Args: exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, args []string, c *sighttp.Client) error {
 			return c.RemoveMember(cmd.Context(), args[0], args[1])
-		},
+		}),
 	}
 	cmd.AddCommand(add, list, remove)
 	return cmd
@@ -400,11 +364,7 @@ func newKeyCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "key", Short: "Manage API keys"}
 	create := &cobra.Command{
 		Use: "create [USER]", Short: "Create an API key and print its token (shown only once)", Args: rangeArgs(0, 1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, args []string, c *sighttp.Client) error {
 			user := ""
 			if len(args) == 1 {
 				user = args[0]
@@ -418,15 +378,11 @@ func newKeyCmd(env *Env) *cobra.Command {
 			}
 			fmt.Fprintln(env.Stdout, k.Token)
 			return nil
-		},
+		}),
 	}
 	list := &cobra.Command{
 		Use: "list [USER]", Short: "List API keys (never their secrets)", Args: rangeArgs(0, 1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, args []string, c *sighttp.Client) error {
 			user := ""
 			if len(args) == 1 {
 				user = args[0]
@@ -440,17 +396,13 @@ func newKeyCmd(env *Env) *cobra.Command {
 					add(k.ID, k.User, k.CreatedAt.Format(time.RFC3339), timeOrDash(k.LastUsedAt), timeOrDash(k.RevokedAt))
 				}
 			})
-		},
+		}),
 	}
 	revoke := &cobra.Command{
 		Use: "revoke ID", Short: "Revoke an API key; effective on its next request", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, args []string, c *sighttp.Client) error {
 			return c.RevokeKey(cmd.Context(), args[0])
-		},
+		}),
 	}
 	cmd.AddCommand(create, list, revoke)
 	return cmd
@@ -633,17 +585,13 @@ Backends:
 	set.MarkFlagRequired("backend")
 	get := &cobra.Command{
 		Use: "get TEAM", Short: "Show the team's storage connector (never its secrets)", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, args []string, c *sighttp.Client) error {
 			conn, err := c.Connector(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			return printConnector(env, conn)
-		},
+		}),
 	}
 	cmd.AddCommand(set, get)
 	return cmd
@@ -694,11 +642,7 @@ func newAuditCmd(env *Env) *cobra.Command {
 	var all bool
 	list := &cobra.Command{
 		Use: "list", Short: "List audit events, oldest first", Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, _ []string, c *sighttp.Client) error {
 			var evs []*signet.AuditEvent
 			var next string
 			for {
@@ -713,7 +657,7 @@ func newAuditCmd(env *Env) *cobra.Command {
 				}
 				q.Cursor = next
 			}
-			err = env.print(evs, []string{"ID", "TIME", "ACTOR", "TEAM", "ACTION", "OUTCOME", "OBJECT", "DETAIL"}, func(add func(...any)) {
+			err := env.print(evs, []string{"ID", "TIME", "ACTOR", "TEAM", "ACTION", "OUTCOME", "OBJECT", "DETAIL"}, func(add func(...any)) {
 				for _, e := range evs {
 					detail := e.Reason
 					if detail == "" {
@@ -726,7 +670,7 @@ func newAuditCmd(env *Env) *cobra.Command {
 				fmt.Fprintf(env.Stderr, "more events: --cursor %s (or --all)\n", next)
 			}
 			return err
-		},
+		}),
 	}
 	lf := list.Flags()
 	addAuditQueryFlags(lf, &q)
@@ -736,13 +680,9 @@ func newAuditCmd(env *Env) *cobra.Command {
 	var eq sighttp.AuditQuery
 	export := &cobra.Command{
 		Use: "export", Short: "Write audit events as JSON lines", Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, _ []string, c *sighttp.Client) error {
 			return c.ExportAudit(cmd.Context(), eq, env.Stdout)
-		},
+		}),
 	}
 	addAuditQueryFlags(export.Flags(), &eq)
 	export.Flags().StringVar(&eq.Cursor, "cursor", "", "start after this event id")

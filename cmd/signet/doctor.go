@@ -28,11 +28,7 @@ can show it (soft delete instead of versioning). The local store: its directory,
 free space, signing keys and public URL. docs/doctor.md lists every check.
 Exits 1 when any check fails.`,
 		Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, _ []string, c *sighttp.Client) error {
 			ctx := cmd.Context()
 			teams := []string{team}
 			if team == "" {
@@ -65,7 +61,7 @@ Exits 1 when any check fails.`,
 				return errors.New("no team to check: you administer none (or give --team)")
 			}
 			failed := 0
-			err = env.print(reports, []string{"TEAM", "CHECK", "STATUS", "DETAIL"}, func(add func(...any)) {
+			err := env.print(reports, []string{"TEAM", "CHECK", "STATUS", "DETAIL"}, func(add func(...any)) {
 				for _, r := range reports {
 					for _, ch := range r.Checks {
 						add(r.Team, ch.Name, ch.Status, ch.Detail)
@@ -86,7 +82,7 @@ Exits 1 when any check fails.`,
 				err = fmt.Errorf("%d check(s) failed", failed)
 			}
 			return err
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&team, "team", "", "check only this team's connector")
 	cmd.Flags().StringArrayVar(&origins, "origin", nil, "browser origin that CORS must allow, such as https://app.example.com (repeatable)")

@@ -154,3 +154,16 @@ func (env *Env) print(v any, header []string, rows func(add func(cols ...any))) 
 	})
 	return tw.Flush()
 }
+
+// withClient adapts a verb that talks to the API into a cobra RunE: it
+// builds the client from SIGNET_ADDR and SIGNET_TOKEN, so a missing token
+// is refused before the verb runs.
+func (env *Env) withClient(run func(cmd *cobra.Command, args []string, c *sighttp.Client) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := env.client()
+		if err != nil {
+			return err
+		}
+		return run(cmd, args, c)
+	}
+}

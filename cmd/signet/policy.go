@@ -28,17 +28,13 @@ bucket IP filter. See docs/s3.md and docs/gcs.md, "Networks".`,
 stdout can be redirected to a file. With --json, the whole answer.`,
 		Example: `  signet policy render ml > policy.json`,
 		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, args []string, c *sighttp.Client) error {
 			p, err := c.NetworkPolicy(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			return printPolicy(env, p)
-		},
+		}),
 	}
 	apply := &cobra.Command{
 		Use:   "apply TEAM",
@@ -47,11 +43,7 @@ stdout can be redirected to a file. With --json, the whole answer.`,
 every other statement; for a team without an allow-list, remove signet's
 statement. GCS answers unimplemented with the gcloud command to run.`,
 		Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, args []string, c *sighttp.Client) error {
 			p, err := c.ApplyNetworkPolicy(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -68,7 +60,7 @@ statement. GCS answers unimplemented with the gcloud command to run.`,
 				fmt.Fprintf(env.Stderr, "note: %s\n", n)
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.AddCommand(render, apply)
 	return cmd

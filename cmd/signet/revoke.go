@@ -77,11 +77,7 @@ can and cannot withdraw (see docs/security.md, "Revocation").`,
 	var listTeam string
 	list := &cobra.Command{
 		Use: "list", Short: "List revocations", Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, args []string, c *sighttp.Client) error {
 			rs, err := c.Revocations(cmd.Context(), listTeam)
 			if err != nil {
 				return err
@@ -95,7 +91,7 @@ can and cannot withdraw (see docs/security.md, "Revocation").`,
 					add(r.ID, dash(r.Team), dash(r.User), dash(r.KeyID), after, r.IssuedBefore.Format(time.RFC3339), dash(r.CreatedBy))
 				}
 			})
-		},
+		}),
 	}
 	list.Flags().StringVar(&listTeam, "team", "", "only this team's revocations")
 	cmd.AddCommand(list)

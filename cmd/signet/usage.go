@@ -31,11 +31,7 @@ never used; --outside those used from outside the team's allowed networks
 (as the team's networks are now). Team admins see their team, instance
 admins every team.`,
 		Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, _ []string, c *sighttp.Client) error {
 			grants := []*signet.GrantUsage{}
 			for {
 				page, err := c.Usage(cmd.Context(), q)
@@ -58,7 +54,7 @@ admins every team.`,
 						dashIfEmpty(g.ObjectKey), used, g.Uses, g.Failed, g.BytesSent, g.BytesReceived, addresses(g))
 				}
 			})
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&q.Team, "team", "", "only this team's URLs (team admins); all teams when empty (instance admins)")
@@ -213,11 +209,7 @@ func newAuditIngesterCmd(env *Env) *cobra.Command {
 (MinIO's audit webhook, signet audit ingest), and nothing else: give its API
 key to the store. --remove withdraws the right.`,
 		Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.client()
-			if err != nil {
-				return err
-			}
+		RunE: env.withClient(func(cmd *cobra.Command, args []string, c *sighttp.Client) error {
 			u, err := c.SetIngestUser(cmd.Context(), args[0], !remove)
 			if err != nil {
 				return err
@@ -225,7 +217,7 @@ key to the store. --remove withdraws the right.`,
 			return env.print(u, []string{"USER", "INGEST"}, func(add func(...any)) {
 				add(u.User, u.Ingest)
 			})
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&remove, "remove", false, "withdraw the right to ingest")
 	return cmd
