@@ -131,4 +131,8 @@ type Tx interface {
 	Setting(name string) (string, error)
 	// SetSetting stores an instance setting.
 	SetSetting(name, value string) error
+	// AddSetting stores an instance setting unless one of that name
+	// exists: Conflict then, and the stored value stays. Of several
+	// replicas adding the same setting at once, exactly one succeeds.
+	AddSetting(name, value string) error
 }

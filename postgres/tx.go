@@ -876,6 +876,31 @@ func (t *tx) SetSetting(name, value string) error {
 	return nil
 }
 
+// AddSetting stores an instance setting unless one of that name exists.
+// Conflict if it does; a concurrent transaction adding the same name
+// makes this one wait for it, then see Conflict. Invalid as SetSetting.
+func (t *tx) AddSetting(name, value string) error {
+	const op = "postgres.AddSetting"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if name == "" {
+		return invalid(op, "setting name is required")
+	}
+	if err := checkText(op, "setting name", name, "setting value", value); err != nil {
+		return err
+	}
+	tag, err := t.exec(`INSERT INTO settings (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO NOTHING`, name, value)
+	if err != nil {
+		return t.fail(op, err, "", "")
+	}
+	if tag.RowsAffected() == 0 {
+		return signet.E(op, signet.Conflict, fmt.Sprintf("setting %q already exists", name), nil)
+	}
+	return nil
+}
+
 // Credentials
 
 // PutCredential stores c, replacing a credential with the same Ref.

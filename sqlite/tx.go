@@ -795,6 +795,30 @@ func (t *tx) SetSetting(name, value string) error {
 	return nil
 }
 
+// AddSetting stores an instance setting unless one of that name exists:
+// Conflict if it does. (SQLite has one writer, so no other transaction
+// can add it meanwhile.)
+func (t *tx) AddSetting(name, value string) error {
+	const op = "sqlite.AddSetting"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if name == "" {
+		return invalid(op, "setting name is required")
+	}
+	res, err := t.exec(`INSERT INTO settings (name, value) VALUES (?, ?)
+		ON CONFLICT (name) DO NOTHING`, name, value)
+	if err != nil {
+		return t.fail(op, err, "", "")
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return t.fail(op, err, "", "")
+	} else if n == 0 {
+		return signet.E(op, signet.Conflict, fmt.Sprintf("setting %q already exists", name), nil)
+	}
+	return nil
+}
+
 // PutCredential stores c, replacing a credential with the same Ref.
 // NotFound if the team does not exist.
 func (t *tx) PutCredential(c *signet.Credential) error {

@@ -8,6 +8,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -168,6 +169,9 @@ func Run(t *testing.T, open func(t *testing.T) signet.Store) {
 		{"Setting", []test{
 			{"OK", testSettingOK},
 			{"ErrNotFound", testSettingErrNotFound},
+			{"AddOK", testAddSettingOK},
+			{"AddErrConflict", testAddSettingErrConflict},
+			{"AddConcurrent", testAddSettingConcurrent},
 		}},
 		{"Update", []test{
 			{"Rollback", testUpdateRollback},
@@ -1438,6 +1442,79 @@ func testSettingErrNotFound(t *testing.T, s signet.Store) {
 		return err
 	})
 	wantCode(t, "Setting(nope)", err, signet.NotFound)
+}
+
+func testAddSettingOK(t *testing.T, s signet.Store) {
+	mustUpdate(t, s, func(tx signet.Tx) error { return tx.AddSetting("key.check", "one") })
+	mustView(t, s, func(tx signet.Tx) error {
+		if got, err := tx.Setting("key.check"); err != nil || got != "one" {
+			t.Errorf("Setting(key.check) = %q, %v; want one", got, err)
+		}
+		return nil
+	})
+}
+
+// testAddSettingErrConflict: adding a setting that exists is refused and
+// keeps the stored value, in the same transaction and in a later one.
+func testAddSettingErrConflict(t *testing.T, s signet.Store) {
+	mustUpdate(t, s, func(tx signet.Tx) error { return tx.AddSetting("key.check", "one") })
+	err := update(t, s, func(tx signet.Tx) error { return tx.AddSetting("key.check", "two") })
+	wantCode(t, "AddSetting(existing)", err, signet.Conflict)
+	err = update(t, s, func(tx signet.Tx) error {
+		if err := tx.AddSetting("fresh", "a"); err != nil {
+			return err
+		}
+		return tx.AddSetting("fresh", "b")
+	})
+	wantCode(t, "AddSetting twice in one transaction", err, signet.Conflict)
+	mustView(t, s, func(tx signet.Tx) error {
+		if got, err := tx.Setting("key.check"); err != nil || got != "one" {
+			t.Errorf("Setting(key.check) = %q, %v; want one (kept)", got, err)
+		}
+		if got, err := tx.Setting("fresh"); signet.ErrorCode(err) != signet.NotFound {
+			t.Errorf("Setting(fresh) = %q, %v; want NotFound (its transaction failed)", got, err)
+		}
+		return nil
+	})
+}
+
+// testAddSettingConcurrent: of several writers adding the same setting at
+// once, exactly one succeeds and its value is the one stored (serve relies
+// on it for the secret key's check value when replicas start together).
+func testAddSettingConcurrent(t *testing.T, s signet.Store) {
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = s.Update(context.Background(), func(tx signet.Tx) error {
+				return tx.AddSetting("race", fmt.Sprint(i))
+			})
+		})
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch signet.ErrorCode(err) {
+		case "":
+			if winner >= 0 {
+				t.Fatalf("AddSetting succeeded for writers %d and %d", winner, i)
+			}
+			winner = i
+		case signet.Conflict:
+		default:
+			t.Fatalf("writer %d: %v, want success or Conflict", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no writer's AddSetting succeeded")
+	}
+	mustView(t, s, func(tx signet.Tx) error {
+		if got, err := tx.Setting("race"); err != nil || got != fmt.Sprint(winner) {
+			t.Errorf("Setting(race) = %q, %v; want the winner's %d", got, err, winner)
+		}
+		return nil
+	})
 }
 
 // Credentials.
