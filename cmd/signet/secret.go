@@ -80,9 +80,9 @@ func (k secretKey) check() string {
 // the check value in the same transaction as the instance; a database
 // bootstrapped before there was one gets it here, at its next start.
 //
-// Two replicas with different keys that start at the same moment on such
-// an older database could both find no value and each write its own; the
-// one whose write lands first is refused at its next start.
+// Replicas that start at the same moment on such an older database add
+// the value with AddSetting: exactly one writes it, and the others compare
+// their keys with it.
 func checkSecretKey(ctx context.Context, store signet.Store, k secretKey) error {
 	want := k.check()
 	var stored string
@@ -93,12 +93,21 @@ func checkSecretKey(ctx context.Context, store signet.Store, k secretKey) error 
 			stored = v
 			return nil
 		case signet.NotFound:
+			// AddSetting, not SetSetting: of replicas starting together
+			// on a database without a check value, exactly one writes it
+			// and the others compare against it.
 			stored = want
-			return tx.SetSetting(secretKeyCheckSetting, want)
+			return tx.AddSetting(secretKeyCheckSetting, want)
 		default:
 			return err
 		}
 	})
+	if signet.ErrorCode(err) == signet.Conflict {
+		err = store.View(ctx, func(tx signet.Tx) (err error) {
+			stored, err = tx.Setting(secretKeyCheckSetting)
+			return err
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("checking the secret key against the database: %w", err)
 	}
