@@ -858,22 +858,8 @@ func (t *tx) Setting(name string) (string, error) {
 // SetSetting stores an instance setting. Invalid if the name is empty or
 // the name or value is not UTF-8.
 func (t *tx) SetSetting(name, value string) error {
-	const op = "postgres.SetSetting"
-	if err := t.writable(op); err != nil {
-		return err
-	}
-	if name == "" {
-		return invalid(op, "setting name is required")
-	}
-	if err := checkText(op, "setting name", name, "setting value", value); err != nil {
-		return err
-	}
-	_, err := t.exec(`INSERT INTO settings (name, value) VALUES ($1, $2)
-		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
-	if err != nil {
-		return t.fail(op, err, "", "")
-	}
-	return nil
+	_, err := t.putSetting("postgres.SetSetting", name, value, "DO UPDATE SET value = excluded.value")
+	return err
 }
 
 // AddSetting stores an instance setting unless one of that name exists.
@@ -881,24 +867,31 @@ func (t *tx) SetSetting(name, value string) error {
 // makes this one wait for it, then see Conflict. Invalid as SetSetting.
 func (t *tx) AddSetting(name, value string) error {
 	const op = "postgres.AddSetting"
+	added, err := t.putSetting(op, name, value, "DO NOTHING")
+	if err == nil && !added {
+		err = signet.E(op, signet.Conflict, fmt.Sprintf("setting %q already exists", name), nil)
+	}
+	return err
+}
+
+// putSetting inserts a setting, doing onConflict when it exists, and
+// reports whether a row was written.
+func (t *tx) putSetting(op, name, value, onConflict string) (bool, error) {
 	if err := t.writable(op); err != nil {
-		return err
+		return false, err
 	}
 	if name == "" {
-		return invalid(op, "setting name is required")
+		return false, invalid(op, "setting name is required")
 	}
 	if err := checkText(op, "setting name", name, "setting value", value); err != nil {
-		return err
+		return false, err
 	}
 	tag, err := t.exec(`INSERT INTO settings (name, value) VALUES ($1, $2)
-		ON CONFLICT (name) DO NOTHING`, name, value)
+		ON CONFLICT (name) `+onConflict, name, value)
 	if err != nil {
-		return t.fail(op, err, "", "")
+		return false, t.fail(op, err, "", "")
 	}
-	if tag.RowsAffected() == 0 {
-		return signet.E(op, signet.Conflict, fmt.Sprintf("setting %q already exists", name), nil)
-	}
-	return nil
+	return tag.RowsAffected() > 0, nil
 }
 
 // Credentials

@@ -780,19 +780,8 @@ func (t *tx) Setting(name string) (string, error) {
 
 // SetSetting stores an instance setting.
 func (t *tx) SetSetting(name, value string) error {
-	const op = "sqlite.SetSetting"
-	if err := t.writable(op); err != nil {
-		return err
-	}
-	if name == "" {
-		return invalid(op, "setting name is required")
-	}
-	_, err := t.exec(`INSERT INTO settings (name, value) VALUES (?, ?)
-		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
-	if err != nil {
-		return t.fail(op, err, "", "")
-	}
-	return nil
+	_, err := t.putSetting("sqlite.SetSetting", name, value, "DO UPDATE SET value = excluded.value")
+	return err
 }
 
 // AddSetting stores an instance setting unless one of that name exists:
@@ -800,23 +789,32 @@ func (t *tx) SetSetting(name, value string) error {
 // can add it meanwhile.)
 func (t *tx) AddSetting(name, value string) error {
 	const op = "sqlite.AddSetting"
+	added, err := t.putSetting(op, name, value, "DO NOTHING")
+	if err == nil && !added {
+		err = signet.E(op, signet.Conflict, fmt.Sprintf("setting %q already exists", name), nil)
+	}
+	return err
+}
+
+// putSetting inserts a setting, doing onConflict when it exists, and
+// reports whether a row was written.
+func (t *tx) putSetting(op, name, value, onConflict string) (bool, error) {
 	if err := t.writable(op); err != nil {
-		return err
+		return false, err
 	}
 	if name == "" {
-		return invalid(op, "setting name is required")
+		return false, invalid(op, "setting name is required")
 	}
 	res, err := t.exec(`INSERT INTO settings (name, value) VALUES (?, ?)
-		ON CONFLICT (name) DO NOTHING`, name, value)
+		ON CONFLICT (name) `+onConflict, name, value)
 	if err != nil {
-		return t.fail(op, err, "", "")
+		return false, t.fail(op, err, "", "")
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return t.fail(op, err, "", "")
-	} else if n == 0 {
-		return signet.E(op, signet.Conflict, fmt.Sprintf("setting %q already exists", name), nil)
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, t.fail(op, err, "", "")
 	}
-	return nil
+	return n > 0, nil
 }
 
 // PutCredential stores c, replacing a credential with the same Ref.

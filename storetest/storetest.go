@@ -1482,36 +1482,48 @@ func testAddSettingErrConflict(t *testing.T, s signet.Store) {
 // once, exactly one succeeds and its value is the one stored (serve relies
 // on it for the secret key's check value when replicas start together).
 func testAddSettingConcurrent(t *testing.T, s signet.Store) {
-	const n = 8
-	errs := make([]error, n)
+	RunAddSettingRace(t, "race", s, s, s, s, s, s, s, s)
+}
+
+// RunAddSettingRace has stores[i] add setting name with value i, all at
+// once, and checks that exactly one succeeds, the others get Conflict, and
+// the winner's value is stored. Several handles of one database stand for
+// replicas, whose transactions are separate; one handle several times
+// tests a process's own concurrent Updates.
+func RunAddSettingRace(t *testing.T, name string, stores ...signet.Store) {
+	t.Helper()
+	errs := make([]error, len(stores))
+	start := make(chan struct{})
 	var wg sync.WaitGroup
-	for i := range n {
+	for i, s := range stores {
 		wg.Go(func() {
+			<-start
 			errs[i] = s.Update(context.Background(), func(tx signet.Tx) error {
-				return tx.AddSetting("race", fmt.Sprint(i))
+				return tx.AddSetting(name, fmt.Sprint(i))
 			})
 		})
 	}
+	close(start)
 	wg.Wait()
 	winner := -1
 	for i, err := range errs {
 		switch signet.ErrorCode(err) {
 		case "":
 			if winner >= 0 {
-				t.Fatalf("AddSetting succeeded for writers %d and %d", winner, i)
+				t.Fatalf("%s: added by writers %d and %d", name, winner, i)
 			}
 			winner = i
 		case signet.Conflict:
 		default:
-			t.Fatalf("writer %d: %v, want success or Conflict", i, err)
+			t.Fatalf("%s: writer %d: %v, want success or Conflict", name, i, err)
 		}
 	}
 	if winner < 0 {
-		t.Fatal("no writer's AddSetting succeeded")
+		t.Fatalf("%s: no writer added it", name)
 	}
-	mustView(t, s, func(tx signet.Tx) error {
-		if got, err := tx.Setting("race"); err != nil || got != fmt.Sprint(winner) {
-			t.Errorf("Setting(race) = %q, %v; want the winner's %d", got, err, winner)
+	mustView(t, stores[len(stores)-1], func(tx signet.Tx) error {
+		if got, err := tx.Setting(name); err != nil || got != fmt.Sprint(winner) {
+			t.Errorf("Setting(%s) = %q, %v; want the winner's %d", name, got, err, winner)
 		}
 		return nil
 	})
