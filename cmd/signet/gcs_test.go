@@ -3,22 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	sighttp "github.com/signetdev/signet/http"
@@ -103,57 +95,15 @@ func TestGCSKeyless(t *testing.T) {
 	peer := testpeer.FakeGCS(t)
 	bucket := peer.Bucket(t)
 	// No Google credentials but the metadata server's.
-	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv("CLOUDSDK_CONFIG", t.TempDir())
-	md := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Metadata-Flavor") != "Google" {
-			http.Error(w, "no Metadata-Flavor", http.StatusForbidden)
-			return
-		}
-		w.Header().Set("Metadata-Flavor", "Google")
-		switch r.URL.Path {
-		case "/computeMetadata/v1/instance/service-accounts/default/email":
-			io.WriteString(w, email)
-		case "/computeMetadata/v1/instance/service-accounts/default/token":
-			w.Header().Set("Content-Type", "application/json")
-			io.WriteString(w, `{"access_token":"workload-token","expires_in":3599,"token_type":"Bearer"}`)
-		case "/computeMetadata/v1/project/project-id":
-			io.WriteString(w, "test-project")
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer md.Close()
+	testpeer.NoGoogleCredentials(t)
+	md := testpeer.GCEMetadata(t, email, "workload-token")
 	t.Setenv("GCE_METADATA_HOST", strings.TrimPrefix(md.URL, "http://"))
 
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	signed := map[string]bool{} // hex signatures signBlob made
-	iam := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer workload-token" {
-			http.Error(w, `{"error":{"code":401,"message":"unauthenticated"}}`, http.StatusUnauthorized)
-			return
-		}
-		var req struct{ Payload string }
-		json.NewDecoder(r.Body).Decode(&req)
-		payload, err := base64.StdEncoding.DecodeString(req.Payload)
-		if r.URL.Path != "/v1/projects/-/serviceAccounts/"+email+":signBlob" || err != nil || len(payload) == 0 {
-			http.Error(w, `{"error":{"code":400,"message":"bad request"}}`, http.StatusBadRequest)
-			return
-		}
-		d := sha256.Sum256(payload)
-		sig, _ := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, d[:])
-		mu.Lock()
-		signed[hex.EncodeToString(sig)] = true
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"keyId":"k1","signedBlob":%q}`, base64.StdEncoding.EncodeToString(sig))
-	}))
-	defer iam.Close()
+	iam := testpeer.StartSignBlob(t, key, email, "workload-token")
 
 	m, adminToken := MustRunMain(t)
 	admin := cli{tb: t, addr: m.URL(), token: adminToken}
@@ -188,9 +138,7 @@ func TestGCSKeyless(t *testing.T) {
 			t.Fatal(err)
 		}
 		q := u.Query()
-		mu.Lock()
-		made := signed[q.Get("X-Goog-Signature")]
-		mu.Unlock()
+		made := iam.Signed(q.Get("X-Goog-Signature"))
 		if q.Get("X-Goog-Algorithm") != "GOOG4-RSA-SHA256" || !strings.HasPrefix(q.Get("X-Goog-Credential"), email+"/") || !made {
 			t.Errorf("%s URL: algorithm %q, credential %q, signature made by signBlob %v", p.Method, q.Get("X-Goog-Algorithm"), q.Get("X-Goog-Credential"), made)
 		}

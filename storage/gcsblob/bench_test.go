@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/signetdev/signet/internal/testpeer"
 	"github.com/signetdev/signet/storage/driver"
 	"github.com/signetdev/signet/storage/gcsblob"
 	"github.com/signetdev/signet/storage/storagetest"
@@ -68,7 +69,7 @@ func BenchmarkSign(b *testing.B) {
 		b.Fatal(err)
 	}
 	const email = "signer@test-project.iam.gserviceaccount.com"
-	_, iam := newSignBlobServer(b, key, email, "t")
+	iam := testpeer.StartSignBlob(b, key, email, "t")
 	run("Keyless", gcsblob.Config{Bucket: "test-bucket", ServiceAccount: email, IAMEndpoint: iam.URL,
 		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t"})})
 }

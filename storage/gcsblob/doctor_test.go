@@ -130,7 +130,7 @@ func TestGCSDiagnose(t *testing.T) {
 			t.Fatal(err)
 		}
 		const email = "signer@test-project.iam.gserviceaccount.com"
-		sb, iam := newSignBlobServer(t, key, email, "token-1")
+		iam := testpeer.StartSignBlob(t, key, email, "token-1")
 		be, err := gcsblob.Open(context.Background(), gcsblob.Config{
 			Bucket: p.Bucket(t), Endpoint: p.Endpoint, ServiceAccount: email,
 			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "token-1"}), IAMEndpoint: iam.URL,
@@ -143,7 +143,7 @@ func TestGCSDiagnose(t *testing.T) {
 		storagetest.WantCheck(t, checks, "bucket", driver.CheckOK, "listable")
 		storagetest.WantCheck(t, checks, "versioning", driver.CheckWarn, "versioning off")
 
-		sb.fail.Store(http.StatusForbidden)
+		iam.Fail.Store(http.StatusForbidden)
 		checks = gcsDiagnose(t, be, opts)
 		storagetest.WantCheck(t, checks, "credentials", driver.CheckFail, "keyless signing does not work")
 		if f := checks["credentials"].Fix; !strings.Contains(f, "roles/iam.serviceAccountTokenCreator") {

@@ -3,11 +3,9 @@ package gcsblob_test
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,137 +22,11 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/internal/testpeer"
 	"github.com/signetdev/signet/storage"
 	"github.com/signetdev/signet/storage/driver"
 	"github.com/signetdev/signet/storage/gcsblob"
 )
-
-// signBlobServer stands in for the IAM Service Account Credentials API's
-// signBlob method. No real Google IAM is reachable offline (and none would
-// sign for a test identity), so it is written from the API reference: it
-// holds an RSA key standing for the service account's Google-managed key,
-// checks the request's shape (POST /v1/projects/-/serviceAccounts/EMAIL:signBlob,
-// a JSON body holding only the base64 payload) and the caller's bearer
-// token, and answers the payload's RSASSA-PKCS1-v1_5 SHA-256 signature.
-// The URLs signed through it are then checked by the test's verifier with
-// the public key, as GCS checks them.
-type signBlobServer struct {
-	t     testing.TB
-	key   *rsa.PrivateKey
-	email string
-	token string
-
-	calls atomic.Int64
-	// fail, when not zero, is the status every call is answered with.
-	fail atomic.Int64
-	// garbage makes the answer's signedBlob unusable.
-	garbage atomic.Bool
-
-	mu       sync.Mutex
-	problems []string
-}
-
-func newSignBlobServer(t testing.TB, key *rsa.PrivateKey, email, token string) (*signBlobServer, *httptest.Server) {
-	s := &signBlobServer{t: t, key: key, email: email, token: token}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() {
-		for _, p := range s.problems {
-			t.Errorf("signBlob request: %s", p)
-		}
-	})
-	return s, srv
-}
-
-func (s *signBlobServer) problem(w http.ResponseWriter, status int, format string, args ...any) {
-	s.mu.Lock()
-	s.problems = append(s.problems, fmt.Sprintf(format, args...))
-	s.mu.Unlock()
-	http.Error(w, `{"error":{"code":400,"message":"bad request","status":"INVALID_ARGUMENT"}}`, status)
-}
-
-func (s *signBlobServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.calls.Add(1)
-	w.Header().Set("Content-Type", "application/json")
-	if r.Header.Get("Authorization") != "Bearer "+s.token {
-		// Not a problem of the request's shape: the error tests send a
-		// wrong token on purpose.
-		w.WriteHeader(http.StatusUnauthorized)
-		io.WriteString(w, `{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}`)
-		return
-	}
-	if r.Method != http.MethodPost || r.URL.Path != "/v1/projects/-/serviceAccounts/"+s.email+":signBlob" {
-		s.problem(w, http.StatusNotFound, "%s %s, want POST /v1/projects/-/serviceAccounts/%s:signBlob", r.Method, r.URL.Path, s.email)
-		return
-	}
-	if st := s.fail.Load(); st != 0 {
-		w.WriteHeader(int(st))
-		fmt.Fprintf(w, `{"error":{"code":%d,"message":"refused by the test","status":"X"}}`, st)
-		return
-	}
-	var req map[string]any
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		s.problem(w, http.StatusBadRequest, "body is not JSON: %v", err)
-		return
-	}
-	p, _ := req["payload"].(string)
-	payload, err := base64.StdEncoding.DecodeString(p)
-	if err != nil || len(payload) == 0 || len(req) != 1 {
-		s.problem(w, http.StatusBadRequest, "body %v, want only a base64 payload", req)
-		return
-	}
-	if !strings.HasPrefix(string(payload), "GOOG4-RSA-SHA256\n") {
-		s.problem(w, http.StatusBadRequest, "payload %q is not a GOOG4-RSA-SHA256 string to sign", payload)
-		return
-	}
-	d := sha256.Sum256(payload)
-	sig, err := rsa.SignPKCS1v15(rand.Reader, s.key, crypto.SHA256, d[:])
-	if err != nil {
-		s.problem(w, http.StatusInternalServerError, "signing: %v", err)
-		return
-	}
-	blob := base64.StdEncoding.EncodeToString(sig)
-	if s.garbage.Load() {
-		blob = "not base64!"
-	}
-	json.NewEncoder(w).Encode(map[string]string{"keyId": "0123abcd", "signedBlob": blob})
-}
-
-// metadataServer answers what the GCE / GKE metadata server does for the
-// default service account: its e-mail and an access token. It is found
-// through GCE_METADATA_HOST, as the metadata package documents.
-func metadataServer(t *testing.T, email, token string) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Metadata-Flavor") != "Google" {
-			http.Error(w, "missing Metadata-Flavor", http.StatusForbidden)
-			return
-		}
-		w.Header().Set("Metadata-Flavor", "Google")
-		switch r.URL.Path {
-		case "/computeMetadata/v1/instance/service-accounts/default/email":
-			io.WriteString(w, email)
-		case "/computeMetadata/v1/instance/service-accounts/default/token":
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"access_token":%q,"expires_in":3599,"token_type":"Bearer"}`, token)
-		case "/computeMetadata/v1/project/project-id":
-			io.WriteString(w, "test-project")
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-// noAmbientCredentials makes the process look like a machine without
-// Google credentials, whatever the developer's own setup.
-func noAmbientCredentials(t *testing.T) {
-	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv("CLOUDSDK_CONFIG", t.TempDir())
-	t.Setenv("GCE_METADATA_HOST", "")
-}
 
 // keylessCheck signs a GET, a bound PUT and a part URL with be and checks
 // them with the verifier (public key pub) through a verifying store at
@@ -218,7 +89,7 @@ func TestGCSKeyless(t *testing.T) {
 	store := verifyingStore(t, v)
 
 	t.Run("ServiceAccountAndTokenSource", func(t *testing.T) {
-		sb, iam := newSignBlobServer(t, key, email, "token-1")
+		iam := testpeer.StartSignBlob(t, key, email, "token-1")
 		be, err := gcsblob.Open(context.Background(), gcsblob.Config{
 			Bucket: "test-bucket", Endpoint: store.URL, ServiceAccount: email,
 			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "token-1"}), IAMEndpoint: iam.URL,
@@ -227,7 +98,7 @@ func TestGCSKeyless(t *testing.T) {
 			t.Fatal(err)
 		}
 		keylessCheck(t, be, email)
-		if n := sb.calls.Load(); n != 3 {
+		if n := iam.Calls.Load(); n != 3 {
 			t.Errorf("%d signBlob calls for 3 URLs, want one each", n)
 		}
 	})
@@ -236,16 +107,16 @@ func TestGCSKeyless(t *testing.T) {
 		// No service account, no token source, no key file: the
 		// metadata server names the account and hands out the token, as
 		// on GCE, GKE with workload identity, or Cloud Run.
-		noAmbientCredentials(t)
-		md := metadataServer(t, email, "metadata-token")
+		testpeer.NoGoogleCredentials(t)
+		md := testpeer.GCEMetadata(t, email, "metadata-token")
 		t.Setenv("GCE_METADATA_HOST", strings.TrimPrefix(md.URL, "http://"))
-		sb, iam := newSignBlobServer(t, key, email, "metadata-token")
+		iam := testpeer.StartSignBlob(t, key, email, "metadata-token")
 		be, err := gcsblob.Open(context.Background(), gcsblob.Config{Bucket: "test-bucket", Endpoint: store.URL, IAMEndpoint: iam.URL})
 		if err != nil {
 			t.Fatal(err)
 		}
 		keylessCheck(t, be, email)
-		if sb.calls.Load() == 0 {
+		if iam.Calls.Load() == 0 {
 			t.Error("no signBlob call was made")
 		}
 	})
@@ -254,7 +125,7 @@ func TestGCSKeyless(t *testing.T) {
 		// GOOGLE_APPLICATION_CREDENTIALS names a service account key
 		// whose token endpoint is the test's: the caller's token comes
 		// from the standard chain (a JWT exchanged for a token).
-		noAmbientCredentials(t)
+		testpeer.NoGoogleCredentials(t)
 		keyFile, _, _ := serviceAccount(t)
 		var tokens atomic.Int64
 		tokenSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -276,7 +147,7 @@ func TestGCSKeyless(t *testing.T) {
 		os.WriteFile(path, data, 0o600)
 		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", path)
 
-		_, iam := newSignBlobServer(t, key, email, "file-token")
+		iam := testpeer.StartSignBlob(t, key, email, "file-token")
 		be, err := gcsblob.Open(context.Background(), gcsblob.Config{Bucket: "test-bucket", Endpoint: store.URL, ServiceAccount: email, IAMEndpoint: iam.URL})
 		if err != nil {
 			t.Fatal(err)
@@ -288,7 +159,7 @@ func TestGCSKeyless(t *testing.T) {
 	})
 
 	t.Run("Expiry", func(t *testing.T) {
-		_, iam := newSignBlobServer(t, key, email, "t")
+		iam := testpeer.StartSignBlob(t, key, email, "t")
 		be, err := gcsblob.Open(context.Background(), gcsblob.Config{
 			Bucket: "test-bucket", Endpoint: store.URL, ServiceAccount: email,
 			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t"}), IAMEndpoint: iam.URL,
@@ -323,7 +194,7 @@ func TestGCSKeyless(t *testing.T) {
 
 	t.Run("Multipart", func(t *testing.T) {
 		// signet's own XML API calls are signed through signBlob too.
-		_, iam := newSignBlobServer(t, key, email, "t")
+		iam := testpeer.StartSignBlob(t, key, email, "t")
 		mpu := &xmlMPU{v: v, uploads: map[string]*mpUpload{}, objects: map[string]*mpObject{}, pageSize: 10}
 		srv := httptest.NewServer(mpu)
 		t.Cleanup(srv.Close)
@@ -367,7 +238,7 @@ func TestGCSKeyless(t *testing.T) {
 	})
 
 	t.Run("Errors", func(t *testing.T) {
-		sb, iam := newSignBlobServer(t, key, email, "right-token")
+		iam := testpeer.StartSignBlob(t, key, email, "right-token")
 		open := func(token string) *gcsblob.Backend {
 			be, err := gcsblob.Open(context.Background(), gcsblob.Config{
 				Bucket: "test-bucket", Endpoint: store.URL, ServiceAccount: email,
@@ -399,23 +270,23 @@ func TestGCSKeyless(t *testing.T) {
 			{http.StatusServiceUnavailable, signet.Unavailable},
 			{http.StatusBadRequest, signet.Invalid},
 		} {
-			sb.fail.Store(int64(tc.status))
+			iam.Fail.Store(int64(tc.status))
 			wantCode(t, fmt.Sprintf("signBlob answering %d", tc.status), signErr(good), tc.code)
 		}
-		sb.fail.Store(0)
+		iam.Fail.Store(0)
 		wantCode(t, "a token signBlob refuses (401)", signErr(open("wrong-token")), signet.PermissionDenied)
-		sb.garbage.Store(true)
+		iam.Garbage.Store(true)
 		wantCode(t, "an unusable signedBlob", signErr(good), signet.Internal)
-		sb.garbage.Store(false)
+		iam.Garbage.Store(false)
 		if err := signErr(good); err != nil {
 			t.Errorf("signing after the failures: %v", err)
 		}
 
 		// The control plane answers the same codes.
-		sb.fail.Store(http.StatusForbidden)
+		iam.Fail.Store(http.StatusForbidden)
 		_, err := good.CreateMultipart(context.Background(), "test-bucket", "k", &driver.MultipartOptions{Size: 1, PartSize: 1})
 		wantCode(t, "CreateMultipart when signBlob refuses", err, signet.PermissionDenied)
-		sb.fail.Store(0)
+		iam.Fail.Store(0)
 
 		// IAM unreachable.
 		closed := httptest.NewServer(http.NotFoundHandler())
@@ -426,7 +297,7 @@ func TestGCSKeyless(t *testing.T) {
 
 		// No service account given and no metadata server; no
 		// credentials at all.
-		noAmbientCredentials(t)
+		testpeer.NoGoogleCredentials(t)
 		t.Setenv("GCE_METADATA_HOST", strings.TrimPrefix(closed.URL, "http://"))
 		be, _ = gcsblob.Open(context.Background(), gcsblob.Config{Bucket: "test-bucket",
 			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t"}), IAMEndpoint: iam.URL})
