@@ -273,7 +273,7 @@ func transport(c *http.Client) policy.Transporter {
 // errors reading or writing them (Conflict when it holds too many others).
 func (b *Backend) SignedURL(ctx context.Context, o *driver.SignOptions) (*driver.SignedURL, error) {
 	const op = "azureblob.SignedURL"
-	if err := b.checkKey(op, o.Bucket, o.Key); err != nil {
+	if err := b.scope().CheckKey(op, o.Bucket, o.Key); err != nil {
 		return nil, err
 	}
 	switch o.Method {
@@ -432,12 +432,10 @@ func ipRange(p netip.Prefix) (r sas.IPRange, ok bool) {
 	return r, true
 }
 
-// checkKey refuses a container or key the backend does not sign for.
-func (b *Backend) checkKey(op, bucket, key string) error {
-	if bucket != b.container || !strings.HasPrefix(key, b.prefix) || len(key) == len(b.prefix) {
-		return signet.E(op, signet.PermissionDenied, "the key is outside the connector's container and prefix", nil)
-	}
-	return nil
+// scope is what the backend signs for; every key and listing prefix is
+// checked against it.
+func (b *Backend) scope() driver.Scope {
+	return driver.Scope{Bucket: b.container, Prefix: b.prefix, Noun: "container"}
 }
 
 // validAccount reports whether s is a storage account name.

@@ -8,7 +8,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
-	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/storage/driver"
 )
 
@@ -32,8 +31,8 @@ var (
 // otherwise as storeError describes.
 func (b *Backend) List(ctx context.Context, bucket string, o *driver.ListOptions) (*driver.ListPage, error) {
 	const op = "azureblob.List"
-	if bucket != b.container || !strings.HasPrefix(o.Prefix, b.prefix) {
-		return nil, signet.E(op, signet.PermissionDenied, "the prefix is outside the connector's container and prefix", nil)
+	if err := b.scope().CheckListPrefix(op, bucket, o.Prefix); err != nil {
+		return nil, err
 	}
 	opts := &container.ListBlobsFlatOptions{Include: container.ListBlobsInclude{Metadata: true}}
 	if o.Prefix != "" {
@@ -80,7 +79,7 @@ func (b *Backend) List(ctx context.Context, bucket string, o *driver.ListOptions
 // describes.
 func (b *Backend) Stat(ctx context.Context, bucket, key string) (*driver.ObjectInfo, error) {
 	const op = "azureblob.Stat"
-	if err := b.checkKey(op, bucket, key); err != nil {
+	if err := b.scope().CheckKey(op, bucket, key); err != nil {
 		return nil, err
 	}
 	p, err := b.client.NewBlobClient(key).GetProperties(ctx, nil)

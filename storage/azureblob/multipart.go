@@ -133,7 +133,7 @@ func parseUploadID(id string) (nonce, contentType string, ok bool) {
 // container, Unavailable when the store cannot be reached).
 func (b *Backend) CreateMultipart(ctx context.Context, bucket, key string, opts *driver.MultipartOptions) (string, error) {
 	const op = "azureblob.CreateMultipart"
-	if err := b.checkKey(op, bucket, key); err != nil {
+	if err := b.scope().CheckKey(op, bucket, key); err != nil {
 		return "", err
 	}
 	switch {
@@ -164,7 +164,7 @@ func (b *Backend) stage(ctx context.Context, key, id string) error {
 // its blocks discarded by Azure); otherwise as storeError describes.
 func (b *Backend) ListParts(ctx context.Context, bucket, key, uploadID string) ([]driver.Part, error) {
 	const op = "azureblob.ListParts"
-	if err := b.checkKey(op, bucket, key); err != nil {
+	if err := b.scope().CheckKey(op, bucket, key); err != nil {
 		return nil, err
 	}
 	nonce, _, ok := parseUploadID(uploadID)
@@ -253,7 +253,7 @@ func (b *Backend) listParts(ctx context.Context, op, key, nonce string) ([]drive
 // describes.
 func (b *Backend) CompleteMultipart(ctx context.Context, bucket, key, uploadID string, parts []driver.Part, sum []byte) error {
 	const op = "azureblob.CompleteMultipart"
-	if err := b.checkKey(op, bucket, key); err != nil {
+	if err := b.scope().CheckKey(op, bucket, key); err != nil {
 		return err
 	}
 	if sum != nil && b.noMPCheck {
@@ -381,7 +381,7 @@ func (b *Backend) deleteBlob(ctx context.Context, key string, etag *azcore.ETag)
 // describes.
 func (b *Backend) AbortMultipart(ctx context.Context, bucket, key, uploadID string) error {
 	const op = "azureblob.AbortMultipart"
-	if err := b.checkKey(op, bucket, key); err != nil {
+	if err := b.scope().CheckKey(op, bucket, key); err != nil {
 		return err
 	}
 	nonce, _, ok := parseUploadID(uploadID)

@@ -268,7 +268,7 @@ func parseServiceAccount(data []byte) (string, *rsa.PrivateKey, error) {
 // identity, Unavailable when Google cannot be reached or rate limits).
 func (b *Backend) SignedURL(ctx context.Context, o *driver.SignOptions) (*driver.SignedURL, error) {
 	const op = "gcsblob.SignedURL"
-	if err := b.checkKey(op, o.Bucket, o.Key); err != nil {
+	if err := b.scope().CheckKey(op, o.Bucket, o.Key); err != nil {
 		return nil, err
 	}
 	switch o.Method {
@@ -351,12 +351,10 @@ func (b *Backend) url(path, query string) string {
 	return b.scheme + "://" + b.hostport + path + "?" + query
 }
 
-// checkKey refuses a bucket or key the backend does not sign for.
-func (b *Backend) checkKey(op, bucket, key string) error {
-	if bucket != b.bucket || !strings.HasPrefix(key, b.prefix) || len(key) == len(b.prefix) {
-		return signet.E(op, signet.PermissionDenied, "the key is outside the connector's bucket and prefix", nil)
-	}
-	return nil
+// scope is what the backend signs for; every key and listing prefix is
+// checked against it.
+func (b *Backend) scope() driver.Scope {
+	return driver.Scope{Bucket: b.bucket, Prefix: b.prefix, Noun: "bucket"}
 }
 
 // validBucket reports whether s is a GCS bucket name.

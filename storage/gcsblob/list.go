@@ -37,8 +37,8 @@ var (
 // (or when the store refuses); otherwise as storeError describes.
 func (b *Backend) List(ctx context.Context, bucket string, o *driver.ListOptions) (*driver.ListPage, error) {
 	const op = "gcsblob.List"
-	if bucket != b.bucket || !strings.HasPrefix(o.Prefix, b.prefix) {
-		return nil, signet.E(op, signet.PermissionDenied, "the prefix is outside the connector's bucket and prefix", nil)
+	if err := b.scope().CheckListPrefix(op, bucket, o.Prefix); err != nil {
+		return nil, err
 	}
 	limit := o.Limit
 	if limit <= 0 || limit > 1000 {
@@ -106,7 +106,7 @@ func (b *Backend) List(ctx context.Context, bucket string, o *driver.ListOptions
 // otherwise as storeError describes.
 func (b *Backend) Stat(ctx context.Context, bucket, key string) (*driver.ObjectInfo, error) {
 	const op = "gcsblob.Stat"
-	if err := b.checkKey(op, bucket, key); err != nil {
+	if err := b.scope().CheckKey(op, bucket, key); err != nil {
 		return nil, err
 	}
 	resp, err := b.call(ctx, http.MethodHead, key, nil, nil, nil)

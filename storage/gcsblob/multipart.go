@@ -86,7 +86,7 @@ func decode(resp *http.Response, v any) error {
 // describes.
 func (b *Backend) CreateMultipart(ctx context.Context, bucket, key string, opts *driver.MultipartOptions) (string, error) {
 	const op = "gcsblob.CreateMultipart"
-	if err := b.checkKey(op, bucket, key); err != nil {
+	if err := b.scope().CheckKey(op, bucket, key); err != nil {
 		return "", err
 	}
 	if opts.SHA256 != nil && b.noMPCheck {
@@ -123,7 +123,7 @@ func (b *Backend) CreateMultipart(ctx context.Context, bucket, key string, opts 
 // upload for key; otherwise as storeError describes.
 func (b *Backend) ListParts(ctx context.Context, bucket, key, uploadID string) ([]driver.Part, error) {
 	const op = "gcsblob.ListParts"
-	if err := b.checkKey(op, bucket, key); err != nil {
+	if err := b.scope().CheckKey(op, bucket, key); err != nil {
 		return nil, err
 	}
 	return b.listParts(ctx, op, key, uploadID)
@@ -196,7 +196,7 @@ func (b *Backend) listParts(ctx context.Context, op, key, uploadID string) ([]dr
 // describes.
 func (b *Backend) CompleteMultipart(ctx context.Context, bucket, key, uploadID string, parts []driver.Part, sum []byte) error {
 	const op = "gcsblob.CompleteMultipart"
-	if err := b.checkKey(op, bucket, key); err != nil {
+	if err := b.scope().CheckKey(op, bucket, key); err != nil {
 		return err
 	}
 	if sum != nil && b.noMPCheck {
@@ -318,7 +318,7 @@ func (b *Backend) deleteObject(ctx context.Context, key, gen string) error {
 // exist; otherwise as storeError describes.
 func (b *Backend) AbortMultipart(ctx context.Context, bucket, key, uploadID string) error {
 	const op = "gcsblob.AbortMultipart"
-	if err := b.checkKey(op, bucket, key); err != nil {
+	if err := b.scope().CheckKey(op, bucket, key); err != nil {
 		return err
 	}
 	resp, err := b.call(ctx, http.MethodDelete, key, []param{{"uploadId", uploadID}}, nil, nil)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -35,8 +34,8 @@ var (
 // storeError describes.
 func (b *Backend) List(ctx context.Context, bucket string, o *driver.ListOptions) (*driver.ListPage, error) {
 	const op = "s3blob.List"
-	if bucket != b.bucket || !strings.HasPrefix(o.Prefix, b.prefix) {
-		return nil, signet.E(op, signet.PermissionDenied, "the prefix is outside the connector's bucket and prefix", nil)
+	if err := b.scope().CheckListPrefix(op, bucket, o.Prefix); err != nil {
+		return nil, err
 	}
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(b.bucket)}
 	if o.Prefix != "" {
@@ -79,7 +78,7 @@ func (b *Backend) List(ctx context.Context, bucket string, o *driver.ListOptions
 // storeError describes.
 func (b *Backend) Stat(ctx context.Context, bucket, key string) (*driver.ObjectInfo, error) {
 	const op = "s3blob.Stat"
-	if err := b.checkKey(op, bucket, key); err != nil {
+	if err := b.scope().CheckKey(op, bucket, key); err != nil {
 		return nil, err
 	}
 	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{

@@ -27,7 +27,7 @@ import (
 // the store cannot be reached).
 func (b *Backend) CreateMultipart(ctx context.Context, bucket, key string, opts *driver.MultipartOptions) (string, error) {
 	const op = "s3blob.CreateMultipart"
-	if err := b.checkKey(op, bucket, key); err != nil {
+	if err := b.scope().CheckKey(op, bucket, key); err != nil {
 		return "", err
 	}
 	if opts == nil {
@@ -65,7 +65,7 @@ func (b *Backend) CreateMultipart(ctx context.Context, bucket, key string, opts 
 // storeError describes.
 func (b *Backend) ListParts(ctx context.Context, bucket, key, uploadID string) ([]driver.Part, error) {
 	const op = "s3blob.ListParts"
-	if err := b.checkKey(op, bucket, key); err != nil {
+	if err := b.scope().CheckKey(op, bucket, key); err != nil {
 		return nil, err
 	}
 	return b.listParts(ctx, op, key, uploadID)
@@ -125,7 +125,7 @@ func (b *Backend) listParts(ctx context.Context, op, key, uploadID string) ([]dr
 // describes.
 func (b *Backend) CompleteMultipart(ctx context.Context, bucket, key, uploadID string, parts []driver.Part, sum []byte) error {
 	const op = "s3blob.CompleteMultipart"
-	if err := b.checkKey(op, bucket, key); err != nil {
+	if err := b.scope().CheckKey(op, bucket, key); err != nil {
 		return err
 	}
 	if sum != nil && b.noMPCheck {
@@ -255,7 +255,7 @@ func (b *Backend) deleteObject(ctx context.Context, key string) error {
 // describes.
 func (b *Backend) AbortMultipart(ctx context.Context, bucket, key, uploadID string) error {
 	const op = "s3blob.AbortMultipart"
-	if err := b.checkKey(op, bucket, key); err != nil {
+	if err := b.scope().CheckKey(op, bucket, key); err != nil {
 		return err
 	}
 	_, err := b.client.ListParts(ctx, &s3.ListPartsInput{

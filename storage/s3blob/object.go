@@ -18,7 +18,7 @@ import (
 // prefix or refused credentials; otherwise as storeError describes.
 func (b *Backend) PutNew(ctx context.Context, key string, data []byte, contentType string) error {
 	const op = "s3blob.PutNew"
-	if err := b.checkKey(op, b.bucket, key); err != nil {
+	if err := b.scope().CheckKey(op, b.bucket, key); err != nil {
 		return err
 	}
 	_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
@@ -36,7 +36,7 @@ func (b *Backend) PutNew(ctx context.Context, key string, data []byte, contentTy
 // TooLarge past max; otherwise as storeError describes.
 func (b *Backend) ReadSmall(ctx context.Context, key string, max int64) ([]byte, error) {
 	const op = "s3blob.ReadSmall"
-	if err := b.checkKey(op, b.bucket, key); err != nil {
+	if err := b.scope().CheckKey(op, b.bucket, key); err != nil {
 		return nil, err
 	}
 	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key)})

@@ -448,7 +448,7 @@ func SessionPolicy(region, bucket, prefix, kmsKeyID string) string {
 // when no credentials can be obtained or they expire within a minute.
 func (b *Backend) SignedURL(ctx context.Context, o *driver.SignOptions) (*driver.SignedURL, error) {
 	const op = "s3blob.SignedURL"
-	if err := b.checkKey(op, o.Bucket, o.Key); err != nil {
+	if err := b.scope().CheckKey(op, o.Bucket, o.Key); err != nil {
 		return nil, err
 	}
 	switch o.Method {
@@ -568,12 +568,10 @@ func headerName(lower string) string {
 	return lower
 }
 
-// checkKey refuses a bucket or key the backend does not sign for.
-func (b *Backend) checkKey(op, bucket, key string) error {
-	if bucket != b.bucket || !strings.HasPrefix(key, b.prefix) || len(key) == len(b.prefix) {
-		return signet.E(op, signet.PermissionDenied, "the key is outside the connector's bucket and prefix", nil)
-	}
-	return nil
+// scope is what the backend signs for; every key and listing prefix is
+// checked against it.
+func (b *Backend) scope() driver.Scope {
+	return driver.Scope{Bucket: b.bucket, Prefix: b.prefix, Noun: "bucket"}
 }
 
 // credentials returns the credentials to sign with and the URL's expiry:
