@@ -40,22 +40,32 @@ func openThroughProxy(t *testing.T) (*faulttest.Env, *faulttest.Proxy) {
 	return e, p
 }
 
+// checkFault applies fault to the proxy and checks the server fails
+// closed: presign answers 503 with Retry-After and no URL, after between
+// minWait and maxWait; /readyz reports it; once the proxy is restored the
+// server serves again without a restart (recovering a request with id
+// after).
+func checkFault(t *testing.T, what string, fault func(*faulttest.Proxy), minWait, maxWait time.Duration, after string) {
+	t.Helper()
+	e, p := openThroughProxy(t)
+	fault(p)
+	a := e.Presign("fault")
+	faulttest.FailedClosed(t, "presign "+what, a)
+	t.Logf("%s: %d after %v: %s", what, a.Status, a.Elapsed, a.Body)
+	if a.Elapsed < minWait || a.Elapsed > maxWait {
+		t.Errorf("refusal took %v %s, want %v to %v", a.Elapsed, what, minWait, maxWait)
+	}
+	faulttest.NotReady(t, e, what)
+	p.Restore()
+	faulttest.Recovered(t, e, after)
+}
+
 // TestStoreDown: the database goes away (connections reset, new ones
 // refused). Presign answers 503 with Retry-After and no URL, at once;
 // /readyz reports it; when the database is back the server serves again
 // without a restart.
 func TestStoreDown(t *testing.T) {
-	e, p := openThroughProxy(t)
-	p.Cut()
-	a := e.Presign("down")
-	faulttest.FailedClosed(t, "presign with the database down", a)
-	t.Logf("database down: %d after %v: %s", a.Status, a.Elapsed, a.Body)
-	if a.Elapsed > faultWriteTimeout+cancelGrace {
-		t.Errorf("refusal took %v with the database down", a.Elapsed)
-	}
-	faulttest.NotReady(t, e, "with the database down")
-	p.Restore()
-	faulttest.Recovered(t, e, "after-down")
+	checkFault(t, "with the database down", (*faulttest.Proxy).Cut, 0, faultWriteTimeout+cancelGrace, "after-down")
 }
 
 // TestStoreHung: the database hangs (connections stay open, nothing comes
@@ -64,17 +74,7 @@ func TestStoreDown(t *testing.T) {
 // it; when the database answers again the server serves without a
 // restart.
 func TestStoreHung(t *testing.T) {
-	e, p := openThroughProxy(t)
-	p.Stall()
-	a := e.Presign("hung")
-	faulttest.FailedClosed(t, "presign with the database hung", a)
-	t.Logf("database hung: %d after %v: %s", a.Status, a.Elapsed, a.Body)
-	if a.Elapsed < faultWriteTimeout || a.Elapsed > maxRefusal {
-		t.Errorf("refusal took %v with the database hung, want the deadline (%v, plus %v to cancel)", a.Elapsed, faultWriteTimeout, cancelGrace)
-	}
-	faulttest.NotReady(t, e, "with the database hung")
-	p.Restore()
-	faulttest.Recovered(t, e, "after-hung")
+	checkFault(t, "with the database hung", (*faulttest.Proxy).Stall, faultWriteTimeout, maxRefusal, "after-hung")
 }
 
 // TestAuditCommitHung: the database hangs at the moment the audit record
@@ -88,15 +88,6 @@ func TestStoreHung(t *testing.T) {
 // COMMIT then reaches the server, so the refused request's record may be
 // committed after all: a record without a URL, never a URL without one.)
 func TestAuditCommitHung(t *testing.T) {
-	e, p := openThroughProxy(t)
-	p.StallOn("commit\x00")
-	a := e.Presign("hung")
-	faulttest.FailedClosed(t, "presign with the audit commit hung", a)
-	t.Logf("audit commit hung: %d after %v: %s", a.Status, a.Elapsed, a.Body)
-	if a.Elapsed < faultWriteTimeout || a.Elapsed > maxRefusal {
-		t.Errorf("refusal took %v with the audit commit hung, want the deadline (%v, plus %v to cancel)", a.Elapsed, faultWriteTimeout, cancelGrace)
-	}
-	faulttest.NotReady(t, e, "with the audit commit hung")
-	p.Restore()
-	faulttest.Recovered(t, e, "after-commit-hung")
+	stallCommit := func(p *faulttest.Proxy) { p.StallOn("commit\x00") }
+	checkFault(t, "with the audit commit hung", stallCommit, faultWriteTimeout, maxRefusal, "after-commit-hung")
 }
