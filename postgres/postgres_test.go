@@ -550,48 +550,7 @@ func TestWriteTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	start := time.Now()
-	err = db.Update(ctx, createTeam("ml"))
-	elapsed := time.Since(start)
-	wantCode(t, "Update while locked", err, signet.Unavailable)
-	if msg := strings.ToLower(signet.ErrorMessage(err)); strings.Contains(msg, "sql") || strings.Contains(msg, "audit_head") {
-		t.Errorf("Update while locked: message %q leaks internals", msg)
-	}
-	t.Logf("Update while locked: %v after %v", err, elapsed)
-	if elapsed > db.WriteTimeout+2*time.Second {
-		t.Errorf("Update while locked took %v, want about WriteTimeout %v", elapsed, db.WriteTimeout)
-	}
-	wantCode(t, "Ping while locked", db.Ping(ctx), signet.Unavailable)
-	err = db.View(ctx, func(tx signet.Tx) error {
-		_, err := tx.Teams()
-		return err
-	})
-	if err != nil {
-		t.Errorf("View while locked: %v", err)
-	}
-
-	if err := otx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Ping(ctx); err != nil {
-		t.Errorf("Ping after unlock: %v", err)
-	}
-	if err := db.Update(ctx, createTeam("ml")); err != nil {
-		t.Errorf("Update after unlock: %v", err)
-	}
-	err = db.View(ctx, func(tx signet.Tx) error {
-		if _, err := tx.Team("ml"); err != nil {
-			return err
-		}
-		evs, err := tx.Audit(signet.AuditFilter{})
-		if len(evs) != 1 || evs[0].ID != 1 {
-			t.Errorf("Audit = %d events, want 1 with ID 1: the failed Update must leave nothing", len(evs))
-		}
-		return err
-	})
-	if err != nil {
-		t.Errorf("View after unlock: %v", err)
-	}
+	storetest.RunWriteLocked(t, db, db.WriteTimeout, func() error { return otx.Rollback(ctx) })
 }
 
 // TestUpdateDeadline checks that a caller's deadline shorter than
@@ -599,39 +558,7 @@ func TestWriteTimeout(t *testing.T) {
 // the deadline does not commit.
 func TestUpdateDeadline(t *testing.T) {
 	db := MustOpenDB(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-	defer cancel()
-	err := db.Update(ctx, func(tx signet.Tx) error {
-		if err := tx.CreateTeam(&signet.Team{Name: "slow"}); err != nil {
-			return err
-		}
-		<-ctx.Done()
-		return tx.AppendAudit(&signet.AuditEvent{Action: signet.ActionTeamCreate, Outcome: signet.OutcomeAllowed})
-	})
-	wantCode(t, "Update past the deadline", err, signet.Unavailable)
-
-	// fn ignores the failure and returns nil: still nothing commits.
-	db.WriteTimeout = 100 * time.Millisecond
-	err = db.Update(t.Context(), func(tx signet.Tx) error {
-		if err := tx.CreateTeam(&signet.Team{Name: "slow"}); err != nil {
-			return err
-		}
-		time.Sleep(200 * time.Millisecond)
-		err := tx.AppendAudit(&signet.AuditEvent{Action: signet.ActionTeamCreate, Outcome: signet.OutcomeAllowed})
-		wantCode(t, "AppendAudit past the deadline", err, signet.Unavailable)
-		return nil
-	})
-	wantCode(t, "Update whose fn ignored the deadline", err, signet.Unavailable)
-
-	db.WriteTimeout = DefaultWriteTimeout
-	err = db.View(t.Context(), func(tx signet.Tx) error {
-		_, err := tx.Team("slow")
-		return err
-	})
-	wantCode(t, "team of the timed-out Update", err, signet.NotFound)
-	if err := db.Update(t.Context(), createTeam("slow")); err != nil {
-		t.Errorf("Update after the timeouts: %v", err)
-	}
+	storetest.RunUpdateDeadline(t, db, func(d time.Duration) { db.WriteTimeout = d }, DefaultWriteTimeout)
 }
 
 // TestConnectionLost ends the server process of a transaction (SQLSTATE

@@ -214,8 +214,8 @@ func TestReopenKeepsData(t *testing.T) {
 
 // TestLocked holds the write lock from another connection, as another
 // process would, and checks that Update gives up with Unavailable at its
-// deadline, that reads go on meanwhile, and that writes resume once the
-// lock is released.
+// deadline, that reads go on meanwhile (under WAL), and that writes resume
+// once the lock is released.
 func TestLocked(t *testing.T) {
 	db := MustOpenDB(t)
 	db.WriteTimeout = 300 * time.Millisecond
@@ -239,61 +239,10 @@ func TestLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	create := func(name string) func(signet.Tx) error {
-		return func(tx signet.Tx) error {
-			if err := tx.CreateTeam(&signet.Team{Name: name}); err != nil {
-				return err
-			}
-			return tx.AppendAudit(&signet.AuditEvent{Action: signet.ActionTeamCreate, Outcome: signet.OutcomeAllowed, Team: name})
-		}
-	}
-	start := time.Now()
-	err = db.Update(ctx, create("ml"))
-	elapsed := time.Since(start)
-	if got := signet.ErrorCode(err); got != signet.Unavailable {
-		t.Errorf("Update while locked: code %q, want %q (%v)", got, signet.Unavailable, err)
-	}
-	if msg := signet.ErrorMessage(err); strings.Contains(strings.ToLower(msg), "sql") {
-		t.Errorf("Update while locked: message %q leaks internals", msg)
-	}
-	t.Logf("Update while locked: %v after %v", err, elapsed)
-	if elapsed > db.WriteTimeout+2*time.Second {
-		t.Errorf("Update while locked took %v, want about WriteTimeout %v", elapsed, db.WriteTimeout)
-	}
-	if got := signet.ErrorCode(db.Ping(ctx)); got != signet.Unavailable {
-		t.Errorf("Ping while locked: code %q, want %q", got, signet.Unavailable)
-	}
-	// Reads proceed under WAL.
-	err = db.View(ctx, func(tx signet.Tx) error {
-		_, err := tx.Teams()
+	storetest.RunWriteLocked(t, db, db.WriteTimeout, func() error {
+		_, err := conn.ExecContext(ctx, "ROLLBACK")
 		return err
 	})
-	if err != nil {
-		t.Errorf("View while locked: %v", err)
-	}
-
-	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Ping(ctx); err != nil {
-		t.Errorf("Ping after unlock: %v", err)
-	}
-	if err := db.Update(ctx, create("ml")); err != nil {
-		t.Errorf("Update after unlock: %v", err)
-	}
-	err = db.View(ctx, func(tx signet.Tx) error {
-		if _, err := tx.Team("ml"); err != nil {
-			return err
-		}
-		evs, err := tx.Audit(signet.AuditFilter{})
-		if len(evs) != 1 {
-			t.Errorf("Audit = %d events, want 1: the failed Update must leave none", len(evs))
-		}
-		return err
-	})
-	if err != nil {
-		t.Errorf("View after unlock: %v", err)
-	}
 }
 
 // TestTwoWriters runs read-then-write transactions from two DBs on one
@@ -386,43 +335,7 @@ func TestFull(t *testing.T) {
 // the deadline does not commit.
 func TestUpdateDeadline(t *testing.T) {
 	db := MustOpenDB(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-	defer cancel()
-	err := db.Update(ctx, func(tx signet.Tx) error {
-		if err := tx.CreateTeam(&signet.Team{Name: "slow"}); err != nil {
-			return err
-		}
-		<-ctx.Done()
-		return tx.AppendAudit(&signet.AuditEvent{Action: signet.ActionTeamCreate, Outcome: signet.OutcomeAllowed})
-	})
-	if got := signet.ErrorCode(err); got != signet.Unavailable {
-		t.Errorf("Update past the deadline: code %q, want %q (%v)", got, signet.Unavailable, err)
-	}
-
-	// fn ignores the failure and returns nil: still nothing commits.
-	db.WriteTimeout = 100 * time.Millisecond
-	err = db.Update(t.Context(), func(tx signet.Tx) error {
-		if err := tx.CreateTeam(&signet.Team{Name: "slow"}); err != nil {
-			return err
-		}
-		time.Sleep(200 * time.Millisecond)
-		err := tx.AppendAudit(&signet.AuditEvent{Action: signet.ActionTeamCreate, Outcome: signet.OutcomeAllowed})
-		if got := signet.ErrorCode(err); got != signet.Unavailable {
-			t.Errorf("AppendAudit past the deadline: code %q, want %q (%v)", got, signet.Unavailable, err)
-		}
-		return nil
-	})
-	if got := signet.ErrorCode(err); got != signet.Unavailable {
-		t.Errorf("Update whose fn ignored the deadline: code %q, want %q (%v)", got, signet.Unavailable, err)
-	}
-
-	err = db.View(t.Context(), func(tx signet.Tx) error {
-		_, err := tx.Team("slow")
-		return err
-	})
-	if got := signet.ErrorCode(err); got != signet.NotFound {
-		t.Errorf("team of the timed-out Update: code %q, want %q", got, signet.NotFound)
-	}
+	storetest.RunUpdateDeadline(t, db, func(d time.Duration) { db.WriteTimeout = d }, DefaultWriteTimeout)
 }
 
 func TestClock(t *testing.T) {
