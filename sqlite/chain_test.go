@@ -29,47 +29,21 @@ func verifyDB(t *testing.T, s signet.Store, want int64) {
 // of the chain's head, and the chain has neither gap nor fork.
 func TestGroupCommitChain(t *testing.T) {
 	db := MustOpenDB(t)
-	ctx := context.Background()
-	// Hold the writer in a first Update while the others queue up, so
-	// that they share the next batch.
-	release := make(chan struct{})
-	started := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		db.Update(ctx, func(tx signet.Tx) error {
-			close(started)
-			<-release
-			return tx.AppendAudit(&signet.AuditEvent{Action: signet.ActionTeamCreate, Outcome: signet.OutcomeAllowed})
-		})
-	})
-	<-started
-	const n = 48
 	errBoom := errors.New("boom")
-	errs := make([]error, n)
-	var queued sync.WaitGroup
-	for i := range n {
-		queued.Add(1)
-		wg.Go(func() {
-			queued.Done()
-			errs[i] = db.Update(ctx, func(tx signet.Tx) error {
-				evs := []*signet.AuditEvent{
-					{Action: signet.ActionPresignDownload, Outcome: signet.OutcomeAllowed, RequestID: fmt.Sprintf("%d-a", i)},
-					{Action: signet.ActionPresignDownload, Outcome: signet.OutcomeAllowed, RequestID: fmt.Sprintf("%d-b", i)},
-				}
-				if err := tx.AppendAudit(evs...); err != nil {
-					return err
-				}
-				if i%3 == 1 {
-					return errBoom
-				}
-				return nil
-			})
-		})
-	}
-	queued.Wait()
-	time.Sleep(50 * time.Millisecond) // let the Updates reach the queue
-	close(release)
-	wg.Wait()
+	first := &signet.AuditEvent{Action: signet.ActionTeamCreate, Outcome: signet.OutcomeAllowed}
+	errs := queueUpdates(t, db, first, 48, func(i int, tx signet.Tx) error {
+		evs := []*signet.AuditEvent{
+			{Action: signet.ActionPresignDownload, Outcome: signet.OutcomeAllowed, RequestID: fmt.Sprintf("%d-a", i)},
+			{Action: signet.ActionPresignDownload, Outcome: signet.OutcomeAllowed, RequestID: fmt.Sprintf("%d-b", i)},
+		}
+		if err := tx.AppendAudit(evs...); err != nil {
+			return err
+		}
+		if i%3 == 1 {
+			return errBoom
+		}
+		return nil
+	})
 	ok := 0
 	for i, err := range errs {
 		switch {
@@ -85,6 +59,44 @@ func TestGroupCommitChain(t *testing.T) {
 		t.Logf("the Updates were not grouped as planned (%d commits); the test still checks the chain", st.Commits)
 	}
 	verifyDB(t, db, int64(1+2*ok))
+}
+
+// queueUpdates holds the writer in a first Update, which appends first,
+// while n Updates running fn(i, tx) queue behind it, so that they share
+// the next group-committed transaction; then it lets them all run and
+// returns each one's error.
+func queueUpdates(t *testing.T, db *DB, first *signet.AuditEvent, n int, fn func(i int, tx signet.Tx) error) []error {
+	t.Helper()
+	ctx := context.Background()
+	release := make(chan struct{})
+	started := make(chan struct{})
+	var wg sync.WaitGroup
+	var firstErr error
+	wg.Go(func() {
+		firstErr = db.Update(ctx, func(tx signet.Tx) error {
+			close(started)
+			<-release
+			return tx.AppendAudit(first)
+		})
+	})
+	<-started
+	errs := make([]error, n)
+	var queued sync.WaitGroup
+	for i := range n {
+		queued.Add(1)
+		wg.Go(func() {
+			queued.Done()
+			errs[i] = db.Update(ctx, func(tx signet.Tx) error { return fn(i, tx) })
+		})
+	}
+	queued.Wait()
+	time.Sleep(50 * time.Millisecond) // let the Updates reach the queue
+	close(release)
+	wg.Wait()
+	if firstErr != nil {
+		t.Errorf("first Update: %v", firstErr)
+	}
+	return errs
 }
 
 // makeV3 creates a database at schema version 3, before the chain, holding

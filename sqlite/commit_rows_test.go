@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,56 +22,34 @@ import (
 func TestGroupCommitDeferredRows(t *testing.T) {
 	db := MustOpenDB(t)
 	ctx := context.Background()
-	release := make(chan struct{})
-	started := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		db.Update(ctx, func(tx signet.Tx) error {
-			close(started)
-			<-release
-			return tx.AppendAudit(&signet.AuditEvent{Action: signet.ActionTeamCreate, Outcome: signet.OutcomeAllowed, RequestID: "first"})
-		})
-	})
-	<-started
-	const n = 150 // more than the largest multi-row INSERT
 	errBoom := errors.New("boom")
-	errs := make([]error, n)
-	var queued sync.WaitGroup
-	for i := range n {
-		queued.Add(1)
-		wg.Go(func() {
-			queued.Done()
-			errs[i] = db.Update(ctx, func(tx signet.Tx) error {
-				ev := &signet.AuditEvent{Action: signet.ActionPresignDownload, Outcome: signet.OutcomeAllowed,
-					RequestID: fmt.Sprint(i), GrantID: fmt.Sprintf("g%d", i), ExpiresAt: time.Now().Add(time.Hour)}
-				if err := tx.AppendAudit(ev); err != nil {
-					return err
-				}
-				switch i % 5 {
-				case 1:
-					return errBoom
-				case 3:
-					h, err := tx.AuditHead()
-					if err != nil {
-						return err
-					}
-					evs, err := tx.Audit(signet.AuditFilter{AfterID: h.Seq - 2, Limit: 5})
-					if err != nil {
-						return err
-					}
-					if len(evs) != 2 || evs[1].RequestID != ev.RequestID {
-						return fmt.Errorf("read %d events after %d, want the one before and its own", len(evs), h.Seq-2)
-					}
-					return errBoom
-				}
-				return nil
-			})
-		})
-	}
-	queued.Wait()
-	time.Sleep(50 * time.Millisecond)
-	close(release)
-	wg.Wait()
+	first := &signet.AuditEvent{Action: signet.ActionTeamCreate, Outcome: signet.OutcomeAllowed, RequestID: "first"}
+	const n = 150 // more than the largest multi-row INSERT
+	errs := queueUpdates(t, db, first, n, func(i int, tx signet.Tx) error {
+		ev := &signet.AuditEvent{Action: signet.ActionPresignDownload, Outcome: signet.OutcomeAllowed,
+			RequestID: fmt.Sprint(i), GrantID: fmt.Sprintf("g%d", i), ExpiresAt: time.Now().Add(time.Hour)}
+		if err := tx.AppendAudit(ev); err != nil {
+			return err
+		}
+		switch i % 5 {
+		case 1:
+			return errBoom
+		case 3:
+			h, err := tx.AuditHead()
+			if err != nil {
+				return err
+			}
+			evs, err := tx.Audit(signet.AuditFilter{AfterID: h.Seq - 2, Limit: 5})
+			if err != nil {
+				return err
+			}
+			if len(evs) != 2 || evs[1].RequestID != ev.RequestID {
+				return fmt.Errorf("read %d events after %d, want the one before and its own", len(evs), h.Seq-2)
+			}
+			return errBoom
+		}
+		return nil
+	})
 	want := map[string]bool{"first": true}
 	for i, err := range errs {
 		fails := i%5 == 1 || i%5 == 3
