@@ -3,7 +3,6 @@ package azureblob_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"io"
 	"net"
@@ -109,30 +108,12 @@ func (e *env) do(t *testing.T, method, rawURL string, headers map[string]string,
 	return doWith(t, e.client, method, rawURL, headers, body)
 }
 
-func doWith(t *testing.T, c *http.Client, method, rawURL string, headers map[string]string, body []byte) (int, []byte, http.Header) {
-	t.Helper()
-	var r io.Reader
-	if body != nil {
-		r = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, rawURL, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s: %v", method, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s: reading the answer: %v", method, err)
-	}
-	return resp.StatusCode, b, resp.Header
-}
+// The tests share the conformance suite's request and check helpers.
+var (
+	doWith      = storagetest.Do
+	randomBytes = storagetest.RandomBytes
+	wantCode    = storagetest.WantCode
+)
 
 // put uploads body to key through a fresh single-PUT URL.
 func (e *env) put(t *testing.T, key string, body []byte) {
@@ -183,19 +164,6 @@ func withParam(t *testing.T, rawURL, name, value string) string {
 	q.Set(name, value)
 	u.RawQuery = q.Encode()
 	return u.String()
-}
-
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	rand.Read(b)
-	return b
-}
-
-func wantCode(t *testing.T, what string, err error, code signet.Code) {
-	t.Helper()
-	if got := signet.ErrorCode(err); got != code {
-		t.Errorf("%s: code %q (%v), want %q", what, got, err, code)
-	}
 }
 
 // TestAzureOnAzurite runs the tests that need an Azurite with shared-key

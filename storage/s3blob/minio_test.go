@@ -3,10 +3,8 @@ package s3blob_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/xml"
-	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -79,36 +77,15 @@ func signErr(b *s3blob.Backend, cfg s3blob.Config, method, key string, edit func
 // with an empty value are not sent; Content-Length comes from the body.
 func do(t *testing.T, method, rawURL string, headers map[string]string, body []byte) (int, []byte, http.Header) {
 	t.Helper()
-	return doWith(t, http.DefaultClient, method, rawURL, headers, body)
+	return storagetest.Do(t, http.DefaultClient, method, rawURL, headers, body)
 }
 
-// doWith is do with client c.
-func doWith(t *testing.T, c *http.Client, method, rawURL string, headers map[string]string, body []byte) (int, []byte, http.Header) {
-	t.Helper()
-	var r io.Reader
-	if body != nil {
-		r = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, rawURL, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range headers {
-		if v != "" && !strings.EqualFold(k, "Content-Length") {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s: %v", method, err)
-	}
-	defer resp.Body.Close()
-	got, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, got, resp.Header
-}
+// The tests share the conformance suite's request and check helpers.
+var (
+	doWith      = storagetest.Do
+	randomBytes = storagetest.RandomBytes
+	wantCode    = storagetest.WantCode
+)
 
 // isAccessDenied reports a refusal with S3 error code AccessDenied: 403,
 // or 400 where MinIO uses it for a missing signed header.
@@ -119,19 +96,6 @@ func isAccessDenied(status int, body []byte) bool {
 }
 
 func netipPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
-
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	rand.Read(b)
-	return b
-}
-
-func wantCode(t *testing.T, what string, err error, code signet.Code) {
-	t.Helper()
-	if got := signet.ErrorCode(err); got != code {
-		t.Errorf("%s: code %q (%v), want %q", what, got, err, code)
-	}
-}
 
 // TestTamperRejected proves, before anything else, that MinIO verifies
 // signatures: a flipped signature character, another key under the same

@@ -53,7 +53,7 @@ func (s *suite) testList(t *testing.T) {
 	ctx := context.Background()
 	if _, ok := s.h.Backend.(driver.Lister); !ok {
 		_, err := s.b.List(ctx, s.base, "", 0)
-		wantCode(t, "List on a backend without listing", err, signet.Unimplemented)
+		WantCode(t, "List on a backend without listing", err, signet.Unimplemented)
 		return
 	}
 	// Keys with characters that need escaping in URLs and XML, keys whose
@@ -65,7 +65,7 @@ func (s *suite) testList(t *testing.T) {
 	}
 	bodies := map[string][]byte{}
 	for i, r := range rels {
-		body := randomBytes(100 + i)
+		body := RandomBytes(100 + i)
 		bodies[dir+r] = body
 		s.put(t, dir+r, body)
 	}
@@ -142,15 +142,15 @@ func (s *suite) testList(t *testing.T) {
 			t.Fatalf("List with limit 1 = %v, %v; want a next page", res, err)
 		}
 		_, err = s.b.List(ctx, s.base, res.Next, 1)
-		wantCode(t, "List with another listing's cursor", err, signet.Invalid)
+		WantCode(t, "List with another listing's cursor", err, signet.Invalid)
 		_, err = s.b.List(ctx, dir, res.Next+"x", 1)
-		wantCode(t, "List with a malformed cursor", err, signet.Invalid)
+		WantCode(t, "List with a malformed cursor", err, signet.Invalid)
 		_, err = s.b.List(ctx, "../", "", 1)
-		wantCode(t, "List of ../", err, signet.InvalidKey)
+		WantCode(t, "List of ../", err, signet.InvalidKey)
 		_, err = s.b.List(ctx, "/abs", "", 1)
-		wantCode(t, "List of /abs", err, signet.InvalidKey)
+		WantCode(t, "List of /abs", err, signet.InvalidKey)
 		_, err = s.b.List(ctx, dir, "", storage.MaxListLimit+1)
-		wantCode(t, "List with a limit too large", err, signet.Invalid)
+		WantCode(t, "List with a limit too large", err, signet.Invalid)
 	})
 }
 
@@ -158,11 +158,11 @@ func (s *suite) testStat(t *testing.T) {
 	ctx := context.Background()
 	if _, ok := s.h.Backend.(driver.Stater); !ok {
 		_, err := s.b.Stat(ctx, s.base+"stat")
-		wantCode(t, "Stat on a backend without it", err, signet.Unimplemented)
+		WantCode(t, "Stat on a backend without it", err, signet.Unimplemented)
 		return
 	}
 	key := s.base + "stat/a b+ü.bin"
-	body := randomBytes(5000)
+	body := RandomBytes(5000)
 	sum := sha256.Sum256(body)
 	if s.h.BindsChecksum {
 		// An upload whose SHA-256 the store checked reports it.
@@ -192,7 +192,7 @@ func (s *suite) testStat(t *testing.T) {
 	}
 
 	// Overwritten without a checksum: no stale SHA-256 is reported.
-	body2 := randomBytes(4000)
+	body2 := RandomBytes(4000)
 	s.put(t, key, body2)
 	sum2 := sha256.Sum256(body2)
 	if info, err := s.b.Stat(ctx, key); err != nil {
@@ -202,14 +202,14 @@ func (s *suite) testStat(t *testing.T) {
 	}
 
 	_, err = s.b.Stat(ctx, s.base+"stat/missing")
-	wantCode(t, "Stat of a missing object", err, signet.NotFound)
+	WantCode(t, "Stat of a missing object", err, signet.NotFound)
 
 	if !s.h.Multipart || !s.h.multipartChecksum() {
 		return
 	}
 	// A chunked upload completed with a verified SHA-256 reports it.
 	mkey := s.base + "stat/chunked ü.bin"
-	data := randomBytes(300 << 10)
+	data := RandomBytes(300 << 10)
 	msum := sha256.Sum256(data)
 	id, err := s.b.CreateMultipart(ctx, mkey, &driver.MultipartOptions{Size: int64(len(data)), PartSize: int64(len(data)), SHA256: msum[:]})
 	if err != nil {

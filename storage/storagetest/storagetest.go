@@ -270,6 +270,40 @@ func (s *suite) do(t *testing.T, method, rawURL string, headers map[string]strin
 }
 
 func (s *suite) doErr(method, rawURL string, headers map[string]string, body []byte) (int, []byte, http.Header, error) {
+	st, b, h, err := send(s.client, method, rawURL, headers, body)
+	if err != nil {
+		return st, b, h, err
+	}
+	// A PUT that succeeded with the store's own success status reads as
+	// 200 to the checks; 200 itself, from a store that should answer
+	// otherwise, reads as 299 and fails them.
+	if method == http.MethodPut && s.h.putStatus() != http.StatusOK {
+		switch st {
+		case s.h.putStatus():
+			st = http.StatusOK
+		case http.StatusOK:
+			st = 299
+		}
+	}
+	return st, b, h, nil
+}
+
+// Do sends a request with client c, which must hold no credentials, and
+// returns the answer's status, body and header, stopping the test if
+// there is none. headers are sent as given, except that a "" value
+// removes a header, Content-Length comes from the body and Host sets the
+// request's host.
+func Do(t testing.TB, c *http.Client, method, rawURL string, headers map[string]string, body []byte) (int, []byte, http.Header) {
+	t.Helper()
+	st, b, h, err := send(c, method, rawURL, headers, body)
+	if err != nil {
+		t.Fatalf("%s request failed: %v", method, err)
+	}
+	return st, b, h
+}
+
+// send is Do returning its error.
+func send(c *http.Client, method, rawURL string, headers map[string]string, body []byte) (int, []byte, http.Header, error) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -290,25 +324,13 @@ func (s *suite) doErr(method, rawURL string, headers map[string]string, body []b
 			req.Header.Set(k, v)
 		}
 	}
-	resp, err := s.client.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	st := resp.StatusCode
-	// A PUT that succeeded with the store's own success status reads as
-	// 200 to the checks; 200 itself, from a store that should answer
-	// otherwise, reads as 299 and fails them.
-	if method == http.MethodPut && s.h.putStatus() != http.StatusOK {
-		switch st {
-		case s.h.putStatus():
-			st = http.StatusOK
-		case http.StatusOK:
-			st = 299
-		}
-	}
-	return st, b, resp.Header, err
+	return resp.StatusCode, b, resp.Header, err
 }
 
 // put uploads body to key through a fresh URL and fails the test on error.
@@ -335,7 +357,8 @@ func (s *suite) wantAbsent(t *testing.T, key string) {
 	}
 }
 
-func wantCode(t *testing.T, what string, err error, code signet.Code) {
+// WantCode reports an error unless err carries code.
+func WantCode(t testing.TB, what string, err error, code signet.Code) {
 	t.Helper()
 	if got := signet.ErrorCode(err); got != code {
 		t.Errorf("%s: code %q (%v), want %q", what, got, err, code)
@@ -351,7 +374,7 @@ func want4xx(t *testing.T, what string, status int) {
 
 func (s *suite) testPutGet(t *testing.T) {
 	key := s.base + "put-get/" + "a b%2e+ü.bin"
-	body := randomBytes(64 << 10)
+	body := RandomBytes(64 << 10)
 	u := s.sign(t, http.MethodPut, key, nil)
 	if st, _, _ := s.do(t, u.Method, u.URL, u.Headers, body); st != http.StatusOK {
 		t.Fatalf("PUT answered %d", st)
@@ -361,7 +384,7 @@ func (s *suite) testPutGet(t *testing.T) {
 		t.Errorf("GET answered %d with %d bytes, want 200 with the %d bytes put", st, len(got), len(body))
 	}
 	// Replacing an object works and is seen whole.
-	body2 := randomBytes(1000)
+	body2 := RandomBytes(1000)
 	s.put(t, key, body2)
 	if st, got, _ := s.get(t, key); st != http.StatusOK || !bytes.Equal(got, body2) {
 		t.Errorf("GET after overwrite answered %d with %d bytes, want 200 with %d", st, len(got), len(body2))
@@ -384,7 +407,7 @@ func (s *suite) testHead(t *testing.T) {
 
 func (s *suite) testRange(t *testing.T) {
 	key := s.base + "range"
-	body := randomBytes(4096)
+	body := RandomBytes(4096)
 	s.put(t, key, body)
 	u := s.sign(t, http.MethodGet, key, nil)
 	hdr := map[string]string{"Range": "bytes=100-199"}
@@ -448,7 +471,7 @@ func (s *suite) testContentType(t *testing.T) {
 	bind := func(o *driver.SignOptions) { o.ContentType = ct }
 	if !s.h.BindsContentType {
 		_, err := s.signErr(http.MethodPut, key, bind)
-		wantCode(t, "signing a content type binding", err, signet.Unimplemented)
+		WantCode(t, "signing a content type binding", err, signet.Unimplemented)
 		return
 	}
 	u := s.sign(t, http.MethodPut, key, bind)
@@ -474,11 +497,11 @@ func (s *suite) testContentType(t *testing.T) {
 
 func (s *suite) testSize(t *testing.T) {
 	key := s.base + "size"
-	body := randomBytes(100)
+	body := RandomBytes(100)
 	bind := func(o *driver.SignOptions) { o.Size = int64(len(body)) }
 	if !s.h.BindsSize {
 		_, err := s.signErr(http.MethodPut, key, bind)
-		wantCode(t, "signing a size binding", err, signet.Unimplemented)
+		WantCode(t, "signing a size binding", err, signet.Unimplemented)
 		return
 	}
 	u := s.sign(t, http.MethodPut, key, bind)
@@ -494,12 +517,12 @@ func (s *suite) testSize(t *testing.T) {
 
 func (s *suite) testChecksum(t *testing.T) {
 	key := s.base + "checksum"
-	body := randomBytes(1000)
+	body := RandomBytes(1000)
 	sum := sha256.Sum256(body)
 	bind := func(o *driver.SignOptions) { o.SHA256 = sum[:] }
 	if !s.h.BindsChecksum {
 		_, err := s.signErr(http.MethodPut, key, bind)
-		wantCode(t, "signing a sha256 binding", err, signet.Unimplemented)
+		WantCode(t, "signing a sha256 binding", err, signet.Unimplemented)
 		return
 	}
 	u := s.sign(t, http.MethodPut, key, bind)
@@ -518,7 +541,7 @@ func (s *suite) testClientPrefix(t *testing.T) {
 	outside := netip.MustParsePrefix("192.0.2.0/24") // TEST-NET-1, never a client here
 	if !s.h.BindsClientPrefix {
 		_, err := s.signErr(http.MethodGet, key, func(o *driver.SignOptions) { o.ClientPrefix = outside })
-		wantCode(t, "signing a client network binding", err, signet.Unimplemented)
+		WantCode(t, "signing a client network binding", err, signet.Unimplemented)
 		return
 	}
 	inside := s.h.ClientNetwork
@@ -540,7 +563,7 @@ func (s *suite) testMultipart(t *testing.T) {
 	ctx := context.Background()
 	if !s.h.Multipart {
 		_, err := s.b.CreateMultipart(ctx, s.base+"mp", &driver.MultipartOptions{Size: 1, PartSize: 1})
-		wantCode(t, "CreateMultipart", err, signet.Unimplemented)
+		WantCode(t, "CreateMultipart", err, signet.Unimplemented)
 		return
 	}
 	t.Run("Complete", s.testMultipartComplete)
@@ -625,7 +648,7 @@ func (s *suite) testMultipartComplete(t *testing.T) {
 	ctx := context.Background()
 	key := s.base + "multipart/complete.bin"
 	const partSize = storage.MinPartSize
-	data := randomBytes(2*partSize + 123457)
+	data := RandomBytes(2*partSize + 123457)
 	ct := "application/x-storagetest"
 	id, count := s.create(t, key, int64(len(data)), partSize, ct)
 	if count != 3 {
@@ -653,9 +676,9 @@ func (s *suite) testMultipartComplete(t *testing.T) {
 	bad := append([]driver.Part(nil), parts...)
 	bad[1].ETag = `"0123456789abcdef0123456789abcdef"`
 	err = s.b.CompleteMultipart(ctx, key, id, bad, nil)
-	wantCode(t, "CompleteMultipart with a wrong ETag", err, signet.Invalid)
+	WantCode(t, "CompleteMultipart with a wrong ETag", err, signet.Invalid)
 	err = s.b.CompleteMultipart(ctx, key, id, parts[:2], nil)
-	wantCode(t, "CompleteMultipart with a missing part", err, signet.Invalid)
+	WantCode(t, "CompleteMultipart with a missing part", err, signet.Invalid)
 
 	sum := sha256.Sum256(data)
 	var check []byte
@@ -673,22 +696,22 @@ func (s *suite) testMultipartComplete(t *testing.T) {
 		t.Errorf("assembled object has Content-Type %q, want %q", h.Get("Content-Type"), ct)
 	}
 	_, err = s.b.ListParts(ctx, key, id)
-	wantCode(t, "ListParts after completion", err, signet.NotFound)
+	WantCode(t, "ListParts after completion", err, signet.NotFound)
 }
 
 func (s *suite) testMultipartChecksum(t *testing.T) {
 	ctx := context.Background()
 	key := s.base + "multipart/checksum.bin"
-	data := randomBytes(1 << 20)
+	data := RandomBytes(1 << 20)
 	id, _ := s.create(t, key, int64(len(data)), 0, "")
 	etags := s.putParts(t, key, id, data, int64(len(data)), []int{1})
 	parts := []driver.Part{{Number: 1, ETag: etags[1], Size: int64(len(data))}}
 	wrong := sha256.Sum256([]byte("not the data"))
 	err := s.b.CompleteMultipart(ctx, key, id, parts, wrong[:])
 	if !s.h.multipartChecksum() {
-		wantCode(t, "CompleteMultipart with a sha256", err, signet.Unimplemented)
+		WantCode(t, "CompleteMultipart with a sha256", err, signet.Unimplemented)
 	} else {
-		wantCode(t, "CompleteMultipart with a wrong sha256", err, signet.ChecksumMismatch)
+		WantCode(t, "CompleteMultipart with a wrong sha256", err, signet.ChecksumMismatch)
 		s.wantAbsent(t, key)
 	}
 	s.b.AbortMultipart(ctx, key, id)
@@ -697,17 +720,17 @@ func (s *suite) testMultipartChecksum(t *testing.T) {
 func (s *suite) testMultipartAbort(t *testing.T) {
 	ctx := context.Background()
 	key := s.base + "multipart/abort.bin"
-	data := randomBytes(1000)
+	data := RandomBytes(1000)
 	id, _ := s.create(t, key, int64(len(data)), 0, "")
 	s.putParts(t, key, id, data, int64(len(data)), []int{1})
 	if err := s.b.AbortMultipart(ctx, key, id); err != nil {
 		t.Fatalf("AbortMultipart: %v", err)
 	}
 	_, err := s.b.ListParts(ctx, key, id)
-	wantCode(t, "ListParts after abort", err, signet.NotFound)
+	WantCode(t, "ListParts after abort", err, signet.NotFound)
 	s.putEndedPart(t, "an aborted upload", key, id, data)
 	err = s.b.AbortMultipart(ctx, key, id)
-	wantCode(t, "AbortMultipart twice", err, signet.NotFound)
+	WantCode(t, "AbortMultipart twice", err, signet.NotFound)
 	s.wantAbsent(t, key)
 }
 
@@ -716,11 +739,11 @@ func (s *suite) testMultipartUnknown(t *testing.T) {
 	key := s.base + "multipart/unknown.bin"
 	id := randomHex(16)
 	_, err := s.b.ListParts(ctx, key, id)
-	wantCode(t, "ListParts of an unknown upload", err, signet.NotFound)
+	WantCode(t, "ListParts of an unknown upload", err, signet.NotFound)
 	err = s.b.AbortMultipart(ctx, key, id)
-	wantCode(t, "AbortMultipart of an unknown upload", err, signet.NotFound)
+	WantCode(t, "AbortMultipart of an unknown upload", err, signet.NotFound)
 	err = s.b.CompleteMultipart(ctx, key, id, []driver.Part{{Number: 1, ETag: `"x"`}}, nil)
-	wantCode(t, "CompleteMultipart of an unknown upload", err, signet.NotFound)
+	WantCode(t, "CompleteMultipart of an unknown upload", err, signet.NotFound)
 	s.putEndedPart(t, "an unknown upload", key, id, []byte("x"))
 
 	// Another key's upload id is unknown for this key.
@@ -728,9 +751,9 @@ func (s *suite) testMultipartUnknown(t *testing.T) {
 	oid, _ := s.create(t, other, 10, 0, "")
 	defer s.b.AbortMultipart(ctx, other, oid)
 	_, err = s.b.ListParts(ctx, key, oid)
-	wantCode(t, "ListParts with another key's upload id", err, signet.NotFound)
+	WantCode(t, "ListParts with another key's upload id", err, signet.NotFound)
 	err = s.b.AbortMultipart(ctx, key, oid)
-	wantCode(t, "AbortMultipart with another key's upload id", err, signet.NotFound)
+	WantCode(t, "AbortMultipart with another key's upload id", err, signet.NotFound)
 	if _, err := s.b.ListParts(ctx, other, oid); err != nil {
 		t.Errorf("the other key's upload was disturbed: ListParts: %v", err)
 	}
@@ -763,18 +786,19 @@ func (s *suite) putEndedPart(t *testing.T, what, key, id string, data []byte) {
 		}
 	}
 	_, err = s.b.ListParts(ctx, key, id)
-	wantCode(t, "ListParts after a part PUT of "+what, err, signet.NotFound)
+	WantCode(t, "ListParts after a part PUT of "+what, err, signet.NotFound)
 	err = s.b.CompleteMultipart(ctx, key, id, []driver.Part{{Number: 1, ETag: `"x"`, Size: int64(len(data))}}, nil)
-	wantCode(t, "CompleteMultipart after a part PUT of "+what, err, signet.NotFound)
+	WantCode(t, "CompleteMultipart after a part PUT of "+what, err, signet.NotFound)
 	s.wantAbsent(t, key)
 }
 
 func trimQuotes(s string) string { return strings.Trim(s, `"`) }
 
-func randomBytes(n int) []byte {
+// RandomBytes returns n random bytes.
+func RandomBytes(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b)
 	return b
 }
 
-func randomHex(n int) string { return hex.EncodeToString(randomBytes(n)) }
+func randomHex(n int) string { return hex.EncodeToString(RandomBytes(n)) }
