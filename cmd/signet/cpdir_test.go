@@ -128,16 +128,7 @@ func TestCpRecursiveDownloadS3(t *testing.T) {
 // verified against the SHA-256 signet recorded when it committed the
 // upload, which the listing also carries, so a rerun compares checksums.
 func TestCpRecursiveDownloadAzure(t *testing.T) {
-	peer := testpeer.Azurite(t)
-	container := peer.Container(t)
-	m, adminToken := MustRunMain(t)
-	admin := cli{tb: t, addr: m.URL(), token: adminToken}
-	admin.must("team", "create", "cv")
-	admin.must("member", "add", "cv", "admin", "--role", "admin")
-	set := admin
-	set.env = map[string]string{"SIGNET_ACCOUNT_KEY": peer.Key}
-	set.must("connector", "set", "cv", "--backend", "azure", "--account", peer.Account,
-		"--container", container, "--prefix", "cv/", "--endpoint", peer.Endpoint, "--shared-key")
+	admin := azureTeam(t)
 
 	big := make([]byte, 6<<20+5)
 	rand.Read(big)
