@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -33,6 +34,26 @@ func writeTree(t *testing.T, dir string, files map[string][]byte) {
 	}
 }
 
+// writeRunTree writes the tree the cp -r tests copy, and extra, below a
+// new directory, and returns the directory and its files: a small file at
+// the top and one two levels down, an empty one, and sub/b.bin, two parts
+// at 5 MiB.
+func writeRunTree(t *testing.T, extra map[string][]byte) (string, map[string][]byte) {
+	t.Helper()
+	big := make([]byte, 6<<20+7)
+	rand.Read(big)
+	files := map[string][]byte{
+		"a.txt":          []byte("alpha\n"),
+		"sub/b.bin":      big,
+		"sub/deep/c.txt": []byte("gamma\n"),
+		"empty":          nil,
+	}
+	maps.Copy(files, extra)
+	src := filepath.Join(t.TempDir(), "run")
+	writeTree(t, src, files)
+	return src, files
+}
+
 func hexSHA256(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -53,16 +74,7 @@ func decodeSummary(t *testing.T, out string) cpSummary {
 func TestCpRecursive(t *testing.T) {
 	m, token := MustRunMain(t)
 	c := cli{tb: t, addr: m.URL(), token: token}
-	big := make([]byte, 6<<20+7)
-	rand.Read(big)
-	files := map[string][]byte{
-		"a.txt":          []byte("alpha\n"),
-		"sub/b.bin":      big,
-		"sub/deep/c.txt": []byte("gamma\n"),
-		"empty":          nil,
-	}
-	src := filepath.Join(t.TempDir(), "run")
-	writeTree(t, src, files)
+	src, files := writeRunTree(t, nil)
 	if runtime.GOOS != "windows" {
 		// A link to a file inside the tree is copied; a link to a
 		// directory is reported, not followed.
