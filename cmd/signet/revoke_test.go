@@ -107,32 +107,35 @@ func TestRevokeLocal(t *testing.T) {
 	m, adminToken := MustRunMain(t)
 	s := newRevokeSetup(t, m, adminToken)
 
-	t.Run("Key", func(t *testing.T) {
-		u1, u2 := presignGet(t, s.bob1, "ml", "f"), presignGet(t, s.bob2, "ml", "f")
-		wantWorks(t, "key 1 URL before", u1)
-		out := s.admin.must("revoke", "--key", s.bob1Key)
-		if !strings.Contains(out, "team ml (local): enforced") {
-			t.Errorf("revoke output does not state the local store's effect:\n%s", out)
-		}
-		wantRevoked(t, "key 1 URL issued before", u1)
-		wantWorks(t, "same user's other key", u2)
-		wantWorks(t, "key 1 URL issued after", presignGet(t, s.bob1, "ml", "f"))
-	})
-	t.Run("User", func(t *testing.T) {
-		uc, ub := presignGet(t, s.carol, "ml", "f"), presignGet(t, s.bob1, "ml", "f")
-		s.admin.must("revoke", "--user", "carol")
-		wantRevoked(t, "carol's URL issued before", uc)
-		wantWorks(t, "bob's URL", ub)
-		wantWorks(t, "carol's URL issued after", presignGet(t, s.carol, "ml", "f"))
-	})
-	t.Run("Team", func(t *testing.T) {
-		uml, uweb := presignGet(t, s.bob2, "ml", "f"), presignGet(t, s.dave, "web", "f")
+	// By key, user and team: the URL the revoked party got before fails,
+	// another party's works, and one the revoked party gets after works.
+	for _, c := range []struct {
+		name       string
+		by         cli
+		args       []string
+		hit        cli    // presigns in ml, and is revoked
+		hitWhat    string // names hit's URLs in messages
+		spared     cli    // presigns in sparedTeam, and is not revoked
+		sparedTeam string
+		sparedWhat string
+		out        string // what revoke must print
+	}{
+		{"Key", s.admin, []string{"--key", s.bob1Key}, s.bob1, "key 1", s.bob2, "ml", "same user's other key", "team ml (local): enforced"},
+		{"User", s.admin, []string{"--user", "carol"}, s.carol, "carol's", s.bob1, "ml", "bob's URL", ""},
 		// A team admin may revoke their own team.
-		s.alice.must("revoke", "--team", "ml")
-		wantRevoked(t, "ml URL issued before", uml)
-		wantWorks(t, "web URL", uweb)
-		wantWorks(t, "ml URL issued after", presignGet(t, s.bob2, "ml", "f"))
-	})
+		{"Team", s.alice, []string{"--team", "ml"}, s.bob2, "ml", s.dave, "web", "web URL", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			hit, spared := presignGet(t, c.hit, "ml", "f"), presignGet(t, c.spared, c.sparedTeam, "f")
+			wantWorks(t, c.hitWhat+" URL before", hit)
+			if out := c.by.must(append([]string{"revoke"}, c.args...)...); !strings.Contains(out, c.out) {
+				t.Errorf("revoke output does not say %q:\n%s", c.out, out)
+			}
+			wantRevoked(t, c.hitWhat+" URL issued before", hit)
+			wantWorks(t, c.sparedWhat, spared)
+			wantWorks(t, c.hitWhat+" URL issued after", presignGet(t, c.hit, "ml", "f"))
+		})
+	}
 	t.Run("Parts", func(t *testing.T) {
 		// Part URLs of a chunked upload: their grant is the upload.parts
 		// record's.
