@@ -469,12 +469,10 @@ func (s *suite) testContentType(t *testing.T) {
 	key := s.base + "content-type"
 	const ct = "text/plain; charset=utf-8"
 	bind := func(o *driver.SignOptions) { o.ContentType = ct }
-	if !s.h.BindsContentType {
-		_, err := s.signErr(http.MethodPut, key, bind)
-		WantCode(t, "signing a content type binding", err, signet.Unimplemented)
+	u := s.signBinding(t, "content type", s.h.BindsContentType, key, bind)
+	if u == nil {
 		return
 	}
-	u := s.sign(t, http.MethodPut, key, bind)
 	if u.Headers["Content-Type"] != ct {
 		t.Errorf("signed URL headers %v, want Content-Type %q", u.Headers, ct)
 	}
@@ -495,16 +493,27 @@ func (s *suite) testContentType(t *testing.T) {
 	}
 }
 
+// signBinding signs a PUT of key with bind if the store can bind it
+// (binds). If it cannot, it checks that signing is refused with
+// Unimplemented and returns nil.
+func (s *suite) signBinding(t *testing.T, what string, binds bool, key string, bind func(*driver.SignOptions)) *driver.SignedURL {
+	t.Helper()
+	if !binds {
+		_, err := s.signErr(http.MethodPut, key, bind)
+		WantCode(t, "signing a "+what+" binding", err, signet.Unimplemented)
+		return nil
+	}
+	return s.sign(t, http.MethodPut, key, bind)
+}
+
 func (s *suite) testSize(t *testing.T) {
 	key := s.base + "size"
 	body := RandomBytes(100)
 	bind := func(o *driver.SignOptions) { o.Size = int64(len(body)) }
-	if !s.h.BindsSize {
-		_, err := s.signErr(http.MethodPut, key, bind)
-		WantCode(t, "signing a size binding", err, signet.Unimplemented)
+	u := s.signBinding(t, "size", s.h.BindsSize, key, bind)
+	if u == nil {
 		return
 	}
-	u := s.sign(t, http.MethodPut, key, bind)
 	st, _, _ := s.do(t, u.Method, u.URL, u.Headers, append(bytes.Clone(body), 'x'))
 	want4xx(t, "PUT of a body larger than the signed size", st)
 	st, _, _ = s.do(t, u.Method, u.URL, u.Headers, body[:99])
@@ -520,12 +529,10 @@ func (s *suite) testChecksum(t *testing.T) {
 	body := RandomBytes(1000)
 	sum := sha256.Sum256(body)
 	bind := func(o *driver.SignOptions) { o.SHA256 = sum[:] }
-	if !s.h.BindsChecksum {
-		_, err := s.signErr(http.MethodPut, key, bind)
-		WantCode(t, "signing a sha256 binding", err, signet.Unimplemented)
+	u := s.signBinding(t, "sha256", s.h.BindsChecksum, key, bind)
+	if u == nil {
 		return
 	}
-	u := s.sign(t, http.MethodPut, key, bind)
 	other := bytes.Clone(body)
 	other[500] ^= 1
 	st, _, _ := s.do(t, u.Method, u.URL, u.Headers, other)
