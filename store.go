@@ -5,6 +5,16 @@ import (
 	"time"
 )
 
+// CommitStats counts the work of a store's group commit since it opened:
+// Commits transactions carried Updates successful Update calls, so
+// Updates/Commits is how many requests shared each commit (and its
+// fsync). The SQLite and PostgreSQL stores report it (their Stats method);
+// signet serve exports it on /metrics.
+type CommitStats struct {
+	Commits int64 // transactions the writer committed (or tried to)
+	Updates int64 // successful Update calls those transactions carried
+}
+
 // Store is the metadata and audit store. Every change runs in a transaction
 // together with the audit events that record it, so a decision and its
 // record commit together or not at all, durably, before the caller answers.

@@ -83,6 +83,7 @@ func NewServer(cfg Config) *Server {
 		s.now = time.Now
 	}
 	s.metrics = newMetrics(s.registry)
+	registerCommitStats(s.registry, s.store)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealthz)

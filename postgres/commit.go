@@ -191,16 +191,10 @@ type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
 
-// Stats counts the writer's work since Open.
-type Stats struct {
-	Commits int64 // transactions the writer committed (or tried to)
-	Updates int64 // successful Update calls those transactions carried
-}
-
 // Stats reports how many commits carried how many Updates: the ratio is
 // what group commit saves.
-func (db *DB) Stats() Stats {
-	return Stats{Commits: db.commits.Load(), Updates: db.grouped.Load()}
+func (db *DB) Stats() signet.CommitStats {
+	return signet.CommitStats{Commits: db.commits.Load(), Updates: db.grouped.Load()}
 }
 
 // appendAudit checks nothing (AppendAudit did) and stamps events, and

@@ -413,14 +413,8 @@ func (db *DB) queryRowWrite(ctx context.Context, stx *sql.Tx, query string, args
 	return stx.QueryRowContext(ctx, query, args...)
 }
 
-// Stats counts the writer's work since Open.
-type Stats struct {
-	Commits int64 // transactions the writer committed (or tried to)
-	Updates int64 // successful Update calls those transactions carried
-}
-
 // Stats reports how many commits carried how many Updates: the ratio is
 // what group commit saves.
-func (db *DB) Stats() Stats {
-	return Stats{Commits: db.commits.Load(), Updates: db.grouped.Load()}
+func (db *DB) Stats() signet.CommitStats {
+	return signet.CommitStats{Commits: db.commits.Load(), Updates: db.grouped.Load()}
 }
