@@ -14,9 +14,13 @@ import (
 // fake-gcs-server binary.
 const FakeGCSEnv = "SIGNET_FAKE_GCS_BIN"
 
+// FakeGCSVersion is the fake-gcs-server release the GCS tests run against:
+// the one install.sh builds unless SIGNET_FAKEGCS_VERSION says otherwise.
+const FakeGCSVersion = "v1.56.1"
+
 // FakeGCSInstall says how to get fake-gcs-server; it is part of every skip
 // message.
-const FakeGCSInstall = "build it with `GOBIN=~/.cache/signet/bin go install github.com/fsouza/fake-gcs-server@latest` " +
+const FakeGCSInstall = "build it with `GOBIN=~/.cache/signet/bin go install github.com/fsouza/fake-gcs-server@" + FakeGCSVersion + "` " +
 	"(about a minute), put fake-gcs-server on PATH, or set " + FakeGCSEnv + " to a fake-gcs-server binary"
 
 // FakeGCSPeer is a running fake-gcs-server on 127.0.0.1, in memory.
