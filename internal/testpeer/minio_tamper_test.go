@@ -65,14 +65,23 @@ func TestMinIOVersionPinned(t *testing.T) {
 	if m == nil || string(m[1]) != MinIOVersion {
 		t.Errorf(".ci/run pins MinIO %q, MinIOVersion is %q", m, MinIOVersion)
 	}
+	checkPinned(t, "minio_version", "SIGNET_MINIO_VERSION", MinIOVersion,
+		MinIOInstall, "GOTOOLCHAIN=auto GOBIN=~/.cache/signet/bin go install github.com/minio/minio@")
+}
+
+// checkPinned fails t unless install.sh sets variable to version when the
+// environment variable env is unset, and the skip message install gives
+// the command cmd followed by that version.
+func checkPinned(t *testing.T, variable, env, version, install, cmd string) {
+	t.Helper()
 	sh, err := os.ReadFile("install.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(sh), `minio_version="${SIGNET_MINIO_VERSION:-`+MinIOVersion+`}"`) {
-		t.Errorf("install.sh does not default to MinIO %s", MinIOVersion)
+	if want := variable + `="${` + env + `:-` + version + `}"`; !strings.Contains(string(sh), want) {
+		t.Errorf("install.sh does not default to %s (no %s)", version, want)
 	}
-	if !strings.Contains(MinIOInstall, "GOTOOLCHAIN=auto GOBIN=~/.cache/signet/bin go install github.com/minio/minio@"+MinIOVersion) {
-		t.Errorf("MinIOInstall does not give the pinned build command: %s", MinIOInstall)
+	if !strings.Contains(install, cmd+version) {
+		t.Errorf("the skip message does not give the pinned build command %s%s: %s", cmd, version, install)
 	}
 }
