@@ -3,9 +3,7 @@ package gcsblob_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"github.com/signetdev/signet/storage"
 	"github.com/signetdev/signet/storage/driver"
 	"github.com/signetdev/signet/storage/gcsblob"
+	"github.com/signetdev/signet/storage/storagetest"
 )
 
 // TestFakeGCSFlow moves bytes through the driver's URLs to and from
@@ -59,8 +58,7 @@ func TestFakeGCSFlow(t *testing.T) {
 	}
 
 	const key = "dir/a b%2e+ü&x.bin"
-	body := make([]byte, 70000)
-	rand.Read(body)
+	body := randomBytes(70000)
 	put := sign(http.MethodPut, key, func(o *driver.SignOptions) { o.ContentType, o.Size = "application/x-test", int64(len(body)) })
 	if st, b, _ := do(put, put.Headers, body); st != http.StatusOK {
 		t.Fatalf("PUT answered %d: %s", st, b)
@@ -106,28 +104,16 @@ func TestFakeGCSFlow(t *testing.T) {
 	}
 }
 
-// send sends a request with a plain client holding no credentials. The
-// headers are sent as given but Content-Length, which comes from the body.
+// send sends a request with a plain client holding no credentials (see
+// storagetest.Do: Content-Length comes from the body).
 func send(t *testing.T, method, rawURL string, h map[string]string, body []byte) (int, []byte, http.Header) {
 	t.Helper()
-	var r io.Reader
-	if body != nil {
-		r = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, rawURL, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range h {
-		if k != "Content-Length" {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, data, resp.Header
+	return storagetest.Do(t, http.DefaultClient, method, rawURL, h, body)
 }
+
+// The tests share the conformance suite's request and check helpers, as
+// the Azurite and MinIO tests do.
+var (
+	randomBytes = storagetest.RandomBytes
+	wantCode    = storagetest.WantCode
+)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/xml"
@@ -222,8 +221,7 @@ func TestGCSMultipart(t *testing.T) {
 		return etags
 	}
 
-	data := make([]byte, 3*storage.MinPartSize+1000)
-	rand.Read(data)
+	data := randomBytes(3*storage.MinPartSize + 1000)
 	const key = "dir/big file.bin"
 	id, ps, count := start(key, data, storage.MinPartSize, "application/x-test")
 	if count != 4 {

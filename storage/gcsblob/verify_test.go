@@ -197,13 +197,6 @@ func verifyingStore(t *testing.T, v *verifier) *httptest.Server {
 	return s
 }
 
-func wantCode(t *testing.T, what string, err error, code signet.Code) {
-	t.Helper()
-	if got := signet.ErrorCode(err); got != code {
-		t.Errorf("%s: code %q (%v), want %q", what, got, err, code)
-	}
-}
-
 // TestVerifier checks the driver's URLs, RSA and HMAC, with the verifier:
 // the request the URL was signed for verifies; each alteration does not.
 func TestVerifier(t *testing.T) {
