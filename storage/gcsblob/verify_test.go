@@ -197,6 +197,37 @@ func verifyingStore(t *testing.T, v *verifier) *httptest.Server {
 	return s
 }
 
+// signTestBucket signs o with be for bucket test-bucket under grant
+// grant-1, valid for an hour from now.
+func signTestBucket(t *testing.T, be *gcsblob.Backend, o driver.SignOptions) *driver.SignedURL {
+	t.Helper()
+	now := time.Now()
+	o.Bucket, o.Now, o.Expires, o.GrantID = "test-bucket", now, now.Truncate(time.Second).Add(time.Hour), "grant-1"
+	u, err := be.SignedURL(context.Background(), &o)
+	if err != nil {
+		t.Fatalf("SignedURL: %v", err)
+	}
+	return u
+}
+
+// status sends a request as send does and returns the answer's status.
+func status(t *testing.T, method, rawURL string, h map[string]string, body []byte) int {
+	t.Helper()
+	st, _, _ := send(t, method, rawURL, h, body)
+	return st
+}
+
+// flipSignature changes the first character of the X-Goog-Signature in
+// rawURL.
+func flipSignature(rawURL string) string {
+	i := strings.Index(rawURL, "X-Goog-Signature=") + len("X-Goog-Signature=")
+	c := byte('0')
+	if rawURL[i] == '0' {
+		c = '1'
+	}
+	return rawURL[:i] + string(c) + rawURL[i+1:]
+}
+
 // TestVerifier checks the driver's URLs, RSA and HMAC, with the verifier:
 // the request the URL was signed for verifies; each alteration does not.
 func TestVerifier(t *testing.T) {
@@ -218,22 +249,11 @@ func TestVerifier(t *testing.T) {
 			}
 			sign := func(o driver.SignOptions) *driver.SignedURL {
 				t.Helper()
-				now := time.Now()
-				o.Bucket, o.Now, o.Expires, o.GrantID = "test-bucket", now, now.Truncate(time.Second).Add(time.Hour), "grant-1"
-				u, err := be.SignedURL(context.Background(), &o)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return u
-			}
-			do := func(method, rawURL string, h map[string]string, body []byte) int {
-				t.Helper()
-				st, _, _ := send(t, method, rawURL, h, body)
-				return st
+				return signTestBucket(t, be, o)
 			}
 			const key = "dir/a b%2e+ü&x.bin"
 			get := sign(driver.SignOptions{Method: http.MethodGet, Key: key, Size: -1})
-			if st := do(http.MethodGet, get.URL, nil, nil); st != http.StatusOK {
+			if st := status(t, http.MethodGet, get.URL, nil, nil); st != http.StatusOK {
 				t.Fatalf("GET with its URL answered %d, want 200 (the URL does not verify)", st)
 			}
 			body := []byte("0123456789")
@@ -241,11 +261,11 @@ func TestVerifier(t *testing.T) {
 			if put.Headers["Content-Type"] != "text/plain" || put.Headers["Content-Length"] != "10" {
 				t.Errorf("PUT headers %v, want Content-Type and Content-Length", put.Headers)
 			}
-			if st := do(http.MethodPut, put.URL, put.Headers, body); st != http.StatusOK {
+			if st := status(t, http.MethodPut, put.URL, put.Headers, body); st != http.StatusOK {
 				t.Errorf("PUT with its URL answered %d, want 200", st)
 			}
 			part := sign(driver.SignOptions{Method: http.MethodPut, Key: key, Size: 10, UploadID: "ABPnzm5-upload_id", PartNumber: 3})
-			if st := do(http.MethodPut, part.URL, part.Headers, body); st != http.StatusOK {
+			if st := status(t, http.MethodPut, part.URL, part.Headers, body); st != http.StatusOK {
 				t.Errorf("PUT of a part with its URL answered %d, want 200", st)
 			}
 			pu, _ := url.Parse(part.URL)
@@ -253,20 +273,12 @@ func TestVerifier(t *testing.T) {
 				t.Errorf("part URL query %v lacks partNumber and uploadId", pu.Query())
 			}
 
-			flip := func(raw string) string {
-				i := strings.Index(raw, "X-Goog-Signature=") + len("X-Goog-Signature=")
-				c := byte('0')
-				if raw[i] == '0' {
-					c = '1'
-				}
-				return raw[:i] + string(c) + raw[i+1:]
-			}
 			for _, tc := range []struct {
 				what, method, url string
 				headers           map[string]string
 				body              []byte
 			}{
-				{"a flipped signature", http.MethodGet, flip(get.URL), nil, nil},
+				{"a flipped signature", http.MethodGet, flipSignature(get.URL), nil, nil},
 				{"another key", http.MethodGet, strings.Replace(get.URL, "/dir/", "/dir2/", 1), nil, nil},
 				{"another method", http.MethodDelete, get.URL, nil, nil},
 				{"a longer lifetime", http.MethodGet, strings.Replace(get.URL, "X-Goog-Expires=3600", "X-Goog-Expires=7200", 1), nil, nil},
@@ -276,14 +288,14 @@ func TestVerifier(t *testing.T) {
 				{"a longer body", http.MethodPut, put.URL, put.Headers, append(body, 'x')},
 				{"another part number", http.MethodPut, strings.Replace(part.URL, "partNumber=3", "partNumber=4", 1), part.Headers, body},
 			} {
-				if st := do(tc.method, tc.url, tc.headers, tc.body); st != http.StatusForbidden {
+				if st := status(t, tc.method, tc.url, tc.headers, tc.body); st != http.StatusForbidden {
 					t.Errorf("request with %s answered %d, want 403", tc.what, st)
 				}
 			}
 
 			// Expiry: the verifier's clock two hours on.
 			v.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
-			if st := do(http.MethodGet, get.URL, nil, nil); st != http.StatusForbidden {
+			if st := status(t, http.MethodGet, get.URL, nil, nil); st != http.StatusForbidden {
 				t.Errorf("GET after expiry answered %d, want 403", st)
 			}
 		})
