@@ -74,16 +74,24 @@ func TestGCSKeyless(t *testing.T) {
 	const email = "signer@test-project.iam.gserviceaccount.com"
 	v := &verifier{pub: &key.PublicKey, now: time.Now}
 	store := verifyingStore(t, v)
-
-	t.Run("ServiceAccountAndTokenSource", func(t *testing.T) {
-		iam := testpeer.StartSignBlob(t, key, email, "token-1")
+	// openKeyless opens the driver for bucket at endpoint without a key:
+	// it signs as email through iamURL, with token as the caller's
+	// access token.
+	openKeyless := func(t *testing.T, bucket, endpoint, iamURL, token string) *gcsblob.Backend {
+		t.Helper()
 		be, err := gcsblob.Open(context.Background(), gcsblob.Config{
-			Bucket: "test-bucket", Endpoint: store.URL, ServiceAccount: email,
-			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "token-1"}), IAMEndpoint: iam.URL,
+			Bucket: bucket, Endpoint: endpoint, ServiceAccount: email,
+			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}), IAMEndpoint: iamURL,
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
+		return be
+	}
+
+	t.Run("ServiceAccountAndTokenSource", func(t *testing.T) {
+		iam := testpeer.StartSignBlob(t, key, email, "token-1")
+		be := openKeyless(t, "test-bucket", store.URL, iam.URL, "token-1")
 		keylessCheck(t, be, email)
 		if n := iam.Calls.Load(); n != 3 {
 			t.Errorf("%d signBlob calls for 3 URLs, want one each", n)
@@ -147,13 +155,7 @@ func TestGCSKeyless(t *testing.T) {
 
 	t.Run("Expiry", func(t *testing.T) {
 		iam := testpeer.StartSignBlob(t, key, email, "t")
-		be, err := gcsblob.Open(context.Background(), gcsblob.Config{
-			Bucket: "test-bucket", Endpoint: store.URL, ServiceAccount: email,
-			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t"}), IAMEndpoint: iam.URL,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		be := openKeyless(t, "test-bucket", store.URL, iam.URL, "t")
 		now := time.Now()
 		for _, tc := range []struct {
 			asked, want time.Duration
@@ -185,13 +187,7 @@ func TestGCSKeyless(t *testing.T) {
 		mpu := &xmlMPU{v: v, uploads: map[string]*mpUpload{}, objects: map[string]*mpObject{}, pageSize: 10}
 		srv := httptest.NewServer(mpu)
 		t.Cleanup(srv.Close)
-		be, err := gcsblob.Open(context.Background(), gcsblob.Config{
-			Bucket: "b-1", Endpoint: srv.URL, ServiceAccount: email,
-			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t"}), IAMEndpoint: iam.URL,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		be := openKeyless(t, "b-1", srv.URL, iam.URL, "t")
 		b := storage.Open(be, &signet.Connector{Backend: signet.BackendGCS, Bucket: "b-1"})
 		ctx := context.Background()
 		data := []byte("keyless chunked upload")
@@ -227,14 +223,7 @@ func TestGCSKeyless(t *testing.T) {
 	t.Run("Errors", func(t *testing.T) {
 		iam := testpeer.StartSignBlob(t, key, email, "right-token")
 		open := func(token string) *gcsblob.Backend {
-			be, err := gcsblob.Open(context.Background(), gcsblob.Config{
-				Bucket: "test-bucket", Endpoint: store.URL, ServiceAccount: email,
-				TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}), IAMEndpoint: iam.URL,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return be
+			return openKeyless(t, "test-bucket", store.URL, iam.URL, token)
 		}
 		signErr := func(be *gcsblob.Backend) error {
 			now := time.Now()
