@@ -34,6 +34,9 @@ func gcsDiagnose(t *testing.T, b *gcsblob.Backend, opts *driver.DiagnoseOptions)
 	return checks
 }
 
+// hmacBackend opens the driver for bucket at endpoint with an HMAC key
+// (secret hmacSecret), below prefix ml/; edit, when not nil, changes the
+// configuration first.
 func hmacBackend(t *testing.T, bucket, endpoint string, edit func(*gcsblob.Config)) *gcsblob.Backend {
 	t.Helper()
 	cfg := gcsblob.Config{Bucket: bucket, Prefix: "ml/", Endpoint: endpoint, HMACAccessID: "GOOG1DOCTOR", HMACSecret: hmacSecret}

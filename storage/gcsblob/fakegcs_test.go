@@ -31,13 +31,7 @@ import (
 func TestFakeGCSFlow(t *testing.T) {
 	p := testpeer.FakeGCS(t)
 	bucket := p.Bucket(t)
-	be, err := gcsblob.Open(context.Background(), gcsblob.Config{
-		Bucket: bucket, Prefix: "team/", Endpoint: p.Endpoint,
-		HMACAccessID: "GOOG1EXAMPLE", HMACSecret: "secret",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := hmacBackend(t, bucket, p.Endpoint, func(c *gcsblob.Config) { c.Prefix = "team/" })
 	b := storage.Open(be, &signet.Connector{Backend: signet.BackendGCS, Bucket: bucket, Prefix: "team/"})
 	sign := func(method, key string, edit func(*driver.SignOptions)) *driver.SignedURL {
 		t.Helper()

@@ -22,12 +22,7 @@ import (
 func TestFakeGCSStatSHA256(t *testing.T) {
 	p := testpeer.FakeGCS(t)
 	bucket := p.Bucket(t)
-	be, err := gcsblob.Open(context.Background(), gcsblob.Config{
-		Bucket: bucket, Endpoint: p.Endpoint, HMACAccessID: "GOOG1EXAMPLE", HMACSecret: "secret",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := hmacBackend(t, bucket, p.Endpoint, func(c *gcsblob.Config) { c.Prefix = "" })
 	body := []byte("checked bytes")
 	sum := sha256.Sum256(body)
 	now := time.Now()
