@@ -202,19 +202,11 @@ func LoadOrCreateKey(path string) (key ed25519.PrivateKey, created bool, err err
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, false, fmt.Errorf("checkpoint key: %w", err)
 	}
-	tmp, err := atomicfile.WriteTemp(path, data, 0o600)
-	if err != nil {
-		return nil, false, fmt.Errorf("checkpoint key: %w", err)
-	}
-	defer os.Remove(tmp)
-	// Link fails if path exists: a concurrent start wrote its key first.
-	if err := os.Link(tmp, path); errors.Is(err, fs.ErrExist) {
+	// Create fails if path exists: a concurrent start wrote its key first.
+	if err := atomicfile.Create(path, data, 0o600); errors.Is(err, fs.ErrExist) {
 		key, err = ReadKey(path)
 		return key, false, err
 	} else if err != nil {
-		return nil, false, fmt.Errorf("checkpoint key: %w", err)
-	}
-	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 		return nil, false, fmt.Errorf("checkpoint key: %w", err)
 	}
 	return key, true, nil

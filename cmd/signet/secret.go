@@ -44,10 +44,17 @@ func loadSecretKey(cfg Config, getenv func(string) string) (secretKey, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		key := make([]byte, 32)
 		rand.Read(key)
-		if err := atomicfile.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		// Create, not WriteFile: of servers starting together on one data
+		// directory, exactly one writes its key and the others read it.
+		err = atomicfile.Create(path, []byte(hex.EncodeToString(key)+"\n"), 0o600)
+		switch {
+		case err == nil:
+			return secretKey{key, "the secret key file " + path + " (created now)"}, nil
+		case errors.Is(err, fs.ErrExist):
+			b, err = os.ReadFile(path)
+		default:
 			return secretKey{}, fmt.Errorf("creating secret key file: %w", err)
 		}
-		return secretKey{key, "the secret key file " + path + " (created now)"}, nil
 	}
 	if err != nil {
 		return secretKey{}, fmt.Errorf("reading secret key file: %w", err)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -139,5 +140,42 @@ func TestSecretKeyCheckSQLite(t *testing.T) {
 	refusedForKey(t, err, "SIGNET_SECRET_KEY", key, hex.EncodeToString(other))
 	if _, err := startWithKey(t, "", dir, key); err != nil {
 		t.Fatalf("the original key, from SIGNET_SECRET_KEY: %v", err)
+	}
+}
+
+// TestSecretKeyFileConcurrentCreate: servers starting together on one data
+// directory without SIGNET_SECRET_KEY all end up with the one key in
+// dir/secret.key. (Each used to write its own key over the others', and
+// all but the last then held a key on no disk, which the database check
+// refused.)
+func TestSecretKeyFileConcurrentCreate(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	const n = 16
+	keys := make([]secretKey, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { keys[i], errs[i] = loadSecretKey(cfg, func(string) string { return "" }) })
+	}
+	wg.Wait()
+	b, err := os.ReadFile(filepath.Join(cfg.DataDir, "secret.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := 0
+	for i, k := range keys {
+		if errs[i] != nil {
+			t.Fatalf("start %d: %v", i, errs[i])
+		}
+		if hex.EncodeToString(k.key) != strings.TrimSpace(string(b)) {
+			t.Errorf("start %d holds a key other than the file's", i)
+		}
+		if strings.HasSuffix(k.source, "(created now)") {
+			created++
+		}
+	}
+	if created != 1 {
+		t.Errorf("%d starts say they created the key file, want 1", created)
 	}
 }

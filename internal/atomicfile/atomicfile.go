@@ -26,6 +26,23 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	return SyncDir(filepath.Dir(path))
 }
 
+// Create creates path with data, synced, unless path exists: then it
+// returns an error that wraps fs.ErrExist and leaves path as it is. Of
+// processes that create the same path at once, exactly one succeeds, and
+// no reader ever sees path empty or half written (the file is written
+// under a temporary name and linked into place).
+func Create(path string, data []byte, perm os.FileMode) error {
+	tmp, err := WriteTemp(path, data, perm)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
 // WriteTemp writes data, synced and with mode perm, to a new temporary
 // file beside path (named TempPrefix + base + ".*.tmp") and returns its
 // name, for a caller that renames it over path later.

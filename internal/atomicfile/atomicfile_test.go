@@ -1,9 +1,13 @@
 package atomicfile
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -45,5 +49,44 @@ func TestWriteFile(t *testing.T) {
 		if strings.HasPrefix(e.Name(), TempPrefix) {
 			t.Errorf("temporary file %s left", e.Name())
 		}
+	}
+}
+
+// TestCreate: of many creators of one path at once exactly one succeeds,
+// the others get fs.ErrExist, the file holds the winner's bytes, and no
+// temporary file is left.
+func TestCreate(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "key")
+	const n = 16
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = Create(p, []byte(fmt.Sprintf("creator %d", i)), 0o600) })
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("creators %d and %d both created %s", winner, i, p)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, fs.ErrExist):
+			t.Errorf("creator %d: %v, want fs.ErrExist", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no creator succeeded")
+	}
+	b, err := os.ReadFile(p)
+	if err != nil || string(b) != fmt.Sprintf("creator %d", winner) {
+		t.Errorf("file holds %q (%v), want the winner's bytes", b, err)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("temporary files left: %v", ents)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/signetdev/signet/internal/atomicfile"
 )
 
 // LoadOrCreateKeys returns the signing keys kept in the file at path,
@@ -80,30 +82,12 @@ func createKeyFile(path string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("fileblob: creating key file: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".signet-keys-*") // mode 0600
-	if err != nil {
-		return fmt.Errorf("fileblob: creating key file: %w", err)
-	}
-	defer os.Remove(f.Name())
-	_, err = f.WriteString(content)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Link(f.Name(), path)
-		if errors.Is(err, fs.ErrExist) {
-			return nil // created concurrently: use that one
-		}
+	err := atomicfile.Create(path, []byte(content), 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil // created concurrently: use that one
 	}
 	if err != nil {
 		return fmt.Errorf("fileblob: creating key file: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
