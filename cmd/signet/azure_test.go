@@ -8,31 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/signetdev/signet/internal/testpeer"
 )
-
-// azureTeam starts a server with team cv, administered by the instance
-// admin, whose connector is a new container on Azurite below prefix cv/,
-// signed with the account key, which connector set takes from the
-// environment and must not print. args are added to connector set. It
-// returns the admin's cli.
-func azureTeam(t *testing.T, args ...string) cli {
-	t.Helper()
-	peer := testpeer.Azurite(t)
-	container := peer.Container(t)
-	m, adminToken := MustRunMain(t)
-	admin := cli{tb: t, addr: m.URL(), token: adminToken}
-	admin.must("team", "create", "cv")
-	admin.must("member", "add", "cv", "admin", "--role", "admin")
-	set := admin
-	set.env = map[string]string{"SIGNET_ACCOUNT_KEY": peer.Key}
-	if out := set.must(append([]string{"connector", "set", "cv", "--backend", "azure", "--account", peer.Account,
-		"--container", container, "--prefix", "cv/", "--endpoint", peer.Endpoint, "--shared-key"}, args...)...); strings.Contains(out, peer.Key) {
-		t.Fatal("connector set printed the account key")
-	}
-	return admin
-}
 
 // TestAzureEndToEnd drives an Azure connector through the CLI against a
 // real Azurite: the account key from the environment, a single upload URL

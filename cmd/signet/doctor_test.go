@@ -14,16 +14,11 @@ import (
 // bucket: it fails with a fix per failed check, skips the local store,
 // refuses non-admins and audits each run.
 func TestDoctor(t *testing.T) {
-	peer := testpeer.MinIO(t)
-	bucket := peer.Bucket(t)
-	m, token := MustRunMain(t)
-	admin := cli{tb: t, addr: m.URL(), token: token}
-	admin.must("team", "create", "ml")
+	admin, peer, _ := minioTeam(t)
 	admin.must("team", "set", "ml", "--allow-cidr", "127.0.0.0/8")
 	admin.must("user", "create", "bob")
 	admin.must("member", "add", "ml", "bob", "--role", "member")
 	bob := admin.as(strings.TrimSpace(admin.must("key", "create", "bob")))
-	setS3Connector(admin, peer, bucket)
 
 	r := admin.run("doctor", "--team", "ml", "--origin", "https://app.example.com")
 	if r.code != 1 {

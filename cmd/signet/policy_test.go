@@ -16,7 +16,6 @@ import (
 
 	"github.com/signetdev/signet"
 	sighttp "github.com/signetdev/signet/http"
-	"github.com/signetdev/signet/internal/testpeer"
 )
 
 // getFrom GETs url from the loopback address src and answers the status.
@@ -41,16 +40,11 @@ func getFrom(t *testing.T, src, url string) int {
 // The CLI talks to signet from 127.0.0.1, so that address is in every
 // allow-list; 127.0.0.2 and 127.0.0.3 are the two clients of the URLs.
 func TestNetworkPolicyS3(t *testing.T) {
-	peer := testpeer.MinIO(t)
-	bucket := peer.Bucket(t)
-	m, adminToken := MustRunMain(t)
-	admin := cli{tb: t, addr: m.URL(), token: adminToken}
-	admin.must("team", "create", "ml")
+	admin, peer, bucket := minioTeam(t, "--role-arn", "arn:minio:iam:::role/signet-test")
 	admin.must("user", "create", "trainer", "--service")
 	admin.must("member", "add", "ml", "trainer", "--role", "admin")
 	trainer := admin.as(strings.TrimSpace(admin.must("key", "create", "trainer")))
 
-	setS3Connector(admin, peer, bucket, "--role-arn", "arn:minio:iam:::role/signet-test")
 	if _, err := peer.Client().PutObject(context.Background(), &s3.PutObjectInput{
 		Bucket: aws.String(bucket), Key: aws.String("ml/x"), Body: strings.NewReader("x")}); err != nil {
 		t.Fatal(err)
