@@ -33,16 +33,8 @@ func TestS3EndToEnd(t *testing.T) {
 
 	// Upload with every binding, then download.
 	payload := []byte("weights from a training job\n")
-	var put struct {
-		URL     string
-		Method  string
-		Headers map[string]string
-	}
-	if err := json.Unmarshal([]byte(trainer.must("presign", "put", "ml", "ckpt/w.bin", "--json",
-		"--size", "28", "--content-type", "application/octet-stream",
-		"--sha256", sha256Hex(payload))), &put); err != nil {
-		t.Fatal(err)
-	}
+	put := presignJSON(t, trainer, "put", "ml", "ckpt/w.bin",
+		"--size", "28", "--content-type", "application/octet-stream", "--sha256", sha256Hex(payload))
 	if !strings.Contains(put.URL, "/"+bucket+"/ml/ckpt/w.bin?") {
 		t.Errorf("upload URL does not address the team's bucket and prefix")
 	}
