@@ -37,6 +37,16 @@ func revokeJSON(t *testing.T, c cli, args ...string) map[string]sighttp.StoreRev
 	return m
 }
 
+// azureUpload uploads four bytes to key in team through a presigned PUT,
+// which Azure answers 201 Created.
+func azureUpload(t *testing.T, c cli, team, key string) {
+	t.Helper()
+	put := presignJSON(t, c, "put", team, key)
+	if st := send(t, put.Method, put.URL, put.Headers, []byte("data")); st != http.StatusCreated {
+		t.Fatalf("upload %s/%s answered %d", team, key, st)
+	}
+}
+
 func azureContainer(t *testing.T, peer *testpeer.AzuritePeer, name string) *container.Client {
 	t.Helper()
 	cred, err := container.NewSharedKeyCredential(peer.Account, peer.Key)
@@ -91,22 +101,8 @@ func TestRevokeAzure(t *testing.T) {
 	admin.must("connector", "set", "entra", "--backend", "azure", "--account", peer.Account,
 		"--container", shared, "--endpoint", "https://"+peer.Account+".blob.core.windows.net")
 
-	upload := func(team, key string) {
-		t.Helper()
-		var put struct {
-			URL     string
-			Method  string
-			Headers map[string]string
-		}
-		if err := json.Unmarshal([]byte(admin.must("presign", "put", team, key, "--json")), &put); err != nil {
-			t.Fatal(err)
-		}
-		if st := send(t, put.Method, put.URL, put.Headers, []byte("data")); st != http.StatusCreated {
-			t.Fatalf("upload %s/%s answered %d", team, key, st)
-		}
-	}
-	upload("cv", "a")
-	upload("cv2", "b")
+	azureUpload(t, admin, "cv", "a")
+	azureUpload(t, admin, "cv2", "b")
 	old := presignGet(t, admin, "cv", "a")
 	if st := azureStatus(t, strings.Replace(old, "sig=", "sig=A", 1)); st != http.StatusForbidden {
 		t.Fatalf("Azurite answered %d to a tampered SAS; invalid environment", st)
@@ -140,7 +136,7 @@ func TestRevokeAzure(t *testing.T) {
 			t.Errorf("%s URL issued after the revocation answered %d, want 200", team, st)
 		}
 	}
-	upload("cv", "c")
+	azureUpload(t, admin, "cv", "c")
 
 	// By user: every URL of the revocable containers issued before.
 	before := presignGet(t, admin, "cv", "c")
@@ -199,17 +195,7 @@ func TestRevokeAzureReplicas(t *testing.T) {
 	set.env = map[string]string{"SIGNET_ACCOUNT_KEY": peer.Key}
 	set.must("connector", "set", "cv", "--backend", "azure", "--account", peer.Account, "--container", name,
 		"--endpoint", peer.Endpoint, "--shared-key", "--revocable")
-	var put struct {
-		URL     string
-		Method  string
-		Headers map[string]string
-	}
-	if err := json.Unmarshal([]byte(r1.must("presign", "put", "cv", "f", "--json")), &put); err != nil {
-		t.Fatal(err)
-	}
-	if st := send(t, put.Method, put.URL, put.Headers, []byte("data")); st != http.StatusCreated {
-		t.Fatalf("upload answered %d", st)
-	}
+	azureUpload(t, r1, "cv", "f")
 	old2 := presignGet(t, r2, "cv", "f") // replica 2 caches its driver and the policies
 	if st := azureStatus(t, old2); st != http.StatusOK {
 		t.Fatalf("replica 2's URL answered %d", st)
