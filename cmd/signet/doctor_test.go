@@ -96,11 +96,7 @@ func TestDoctor(t *testing.T) {
 func TestDoctorAzureGCS(t *testing.T) {
 	azure := testpeer.Azurite(t)
 	gcs := testpeer.FakeGCS(t)
-	m, token := MustRunMain(t)
-	admin := cli{tb: t, addr: m.URL(), token: token}
-	for _, team := range []string{"cv", "geo"} {
-		admin.must("team", "create", team)
-	}
+	admin := serverWithTeams(t, "cv", "geo")
 	set := admin
 	set.env = map[string]string{"SIGNET_ACCOUNT_KEY": azure.Key, "SIGNET_HMAC_SECRET": "doctor-cli-hmac-secret"}
 	set.must("connector", "set", "cv", "--backend", "azure", "--account", azure.Account,

@@ -158,9 +158,7 @@ func TestNetworkPolicyS3(t *testing.T) {
 // refuses to apply it with the gcloud command to run; the local store has
 // no store-side policy.
 func TestNetworkPolicyOtherBackends(t *testing.T) {
-	m, adminToken := MustRunMain(t)
-	admin := cli{tb: t, addr: m.URL(), token: adminToken}
-	admin.must("team", "create", "cv")
+	admin := serverWithTeams(t, "cv")
 	set := admin
 	set.env = map[string]string{"SIGNET_HMAC_SECRET": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}
 	set.must("connector", "set", "cv", "--backend", "gcs", "--bucket", "cv-data", "--hmac-access-id", "GOOG1EXAMPLE")

@@ -79,11 +79,7 @@ func TestRevokeAzure(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m, adminToken := MustRunMain(t)
-	admin := cli{tb: t, addr: m.URL(), token: adminToken}
-	for _, team := range []string{"cv", "cv2", "plain", "entra"} {
-		admin.must("team", "create", team)
-	}
+	admin := serverWithTeams(t, "cv", "cv2", "plain", "entra")
 	set := admin
 	set.env = map[string]string{"SIGNET_ACCOUNT_KEY": peer.Key}
 	for team, args := range map[string][]string{
