@@ -97,10 +97,9 @@ func TestDoctorAzureGCS(t *testing.T) {
 	azure := testpeer.Azurite(t)
 	gcs := testpeer.FakeGCS(t)
 	admin := serverWithTeams(t, "cv", "geo")
+	setAzureConnector(admin, azure, "cv", azure.Container(t), "--prefix", "cv/")
 	set := admin
-	set.env = map[string]string{"SIGNET_ACCOUNT_KEY": azure.Key, "SIGNET_HMAC_SECRET": "doctor-cli-hmac-secret"}
-	set.must("connector", "set", "cv", "--backend", "azure", "--account", azure.Account,
-		"--container", azure.Container(t), "--prefix", "cv/", "--endpoint", azure.Endpoint, "--shared-key")
+	set.env = map[string]string{"SIGNET_HMAC_SECRET": "doctor-cli-hmac-secret"}
 	set.must("connector", "set", "geo", "--backend", "gcs", "--bucket", gcs.Bucket(t), "--prefix", "geo/",
 		"--endpoint", gcs.Endpoint, "--hmac-access-id", "GOOG1EXAMPLE")
 

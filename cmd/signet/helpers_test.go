@@ -30,13 +30,22 @@ func azureTeam(t *testing.T, args ...string) cli {
 	container := peer.Container(t)
 	admin := serverWithTeams(t, "cv")
 	admin.must("member", "add", "cv", "admin", "--role", "admin")
-	set := admin
-	set.env = map[string]string{"SIGNET_ACCOUNT_KEY": peer.Key}
-	if out := set.must(append([]string{"connector", "set", "cv", "--backend", "azure", "--account", peer.Account,
-		"--container", container, "--prefix", "cv/", "--endpoint", peer.Endpoint, "--shared-key"}, args...)...); strings.Contains(out, peer.Key) {
+	if out := setAzureConnector(admin, peer, "cv", container, append([]string{"--prefix", "cv/"}, args...)...); strings.Contains(out, peer.Key) {
 		t.Fatal("connector set printed the account key")
 	}
 	return admin
+}
+
+// setAzureConnector points team's connector at container on the Azurite
+// peer, signed with the account key (--shared-key), which connector set
+// takes from the environment, and returns what connector set printed.
+// extra are more flags.
+func setAzureConnector(admin cli, peer *testpeer.AzuritePeer, team, container string, extra ...string) string {
+	admin.tb.Helper()
+	set := admin
+	set.env = map[string]string{"SIGNET_ACCOUNT_KEY": peer.Key}
+	return set.must(append([]string{"connector", "set", team, "--backend", "azure", "--account", peer.Account,
+		"--container", container, "--endpoint", peer.Endpoint, "--shared-key"}, extra...)...)
 }
 
 // minioTeam starts a server with team ml, whose connector is a new bucket

@@ -80,16 +80,9 @@ func TestRevokeAzure(t *testing.T) {
 	}
 
 	admin := serverWithTeams(t, "cv", "cv2", "plain", "entra")
-	set := admin
-	set.env = map[string]string{"SIGNET_ACCOUNT_KEY": peer.Key}
-	for team, args := range map[string][]string{
-		"cv":    {"--container", shared, "--prefix", "cv/", "--revocable"},
-		"cv2":   {"--container", shared, "--prefix", "cv2/", "--revocable"},
-		"plain": {"--container", plainContainer},
-	} {
-		set.must(append([]string{"connector", "set", team, "--backend", "azure", "--account", peer.Account,
-			"--endpoint", peer.Endpoint, "--shared-key"}, args...)...)
-	}
+	setAzureConnector(admin, peer, "cv", shared, "--prefix", "cv/", "--revocable")
+	setAzureConnector(admin, peer, "cv2", shared, "--prefix", "cv2/", "--revocable")
+	setAzureConnector(admin, peer, "plain", plainContainer)
 	if r := admin.run("connector", "set", "entra", "--backend", "azure", "--account", peer.Account,
 		"--container", shared, "--endpoint", "https://"+peer.Account+".blob.core.windows.net", "--revocable"); r.code == 0 || !strings.Contains(r.stderr, "revocable needs an account key") {
 		t.Errorf("a revocable connector without an account key: exit %d %q, want refusal", r.code, r.stderr)
@@ -187,10 +180,7 @@ func TestRevokeAzureReplicas(t *testing.T) {
 	r1 := cli{tb: t, addr: mains[0].URL(), token: token}
 	r2 := cli{tb: t, addr: mains[1].URL(), token: token}
 	r1.must("team", "create", "cv")
-	set := r1
-	set.env = map[string]string{"SIGNET_ACCOUNT_KEY": peer.Key}
-	set.must("connector", "set", "cv", "--backend", "azure", "--account", peer.Account, "--container", name,
-		"--endpoint", peer.Endpoint, "--shared-key", "--revocable")
+	setAzureConnector(r1, peer, "cv", name, "--revocable")
 	azureUpload(t, r1, "cv", "f")
 	old2 := presignGet(t, r2, "cv", "f") // replica 2 caches its driver and the policies
 	if st := azureStatus(t, old2); st != http.StatusOK {
