@@ -16,9 +16,7 @@ import (
 func TestDoctor(t *testing.T) {
 	admin, peer, _ := minioTeam(t)
 	admin.must("team", "set", "ml", "--allow-cidr", "127.0.0.0/8")
-	admin.must("user", "create", "bob")
-	admin.must("member", "add", "ml", "bob", "--role", "member")
-	bob := admin.as(strings.TrimSpace(admin.must("key", "create", "bob")))
+	bob := addMember(admin, "ml", "bob", "member")
 
 	r := admin.run("doctor", "--team", "ml", "--origin", "https://app.example.com")
 	if r.code != 1 {

@@ -19,6 +19,15 @@ func serverWithTeams(t *testing.T, teams ...string) cli {
 	return admin
 }
 
+// addMember creates user (with userFlags, such as --service), adds them
+// to team with role, and returns their cli, holding a new key of theirs.
+func addMember(admin cli, team, user, role string, userFlags ...string) cli {
+	admin.tb.Helper()
+	admin.must(append([]string{"user", "create", user}, userFlags...)...)
+	admin.must("member", "add", team, user, "--role", role)
+	return admin.as(strings.TrimSpace(admin.must("key", "create", user)))
+}
+
 // azureTeam starts a server with team cv, administered by the instance
 // admin, whose connector is a new container on Azurite below prefix cv/,
 // signed with the account key, which connector set takes from the

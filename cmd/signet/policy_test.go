@@ -41,9 +41,7 @@ func getFrom(t *testing.T, src, url string) int {
 // allow-list; 127.0.0.2 and 127.0.0.3 are the two clients of the URLs.
 func TestNetworkPolicyS3(t *testing.T) {
 	admin, peer, bucket := minioTeam(t, "--role-arn", "arn:minio:iam:::role/signet-test")
-	admin.must("user", "create", "trainer", "--service")
-	admin.must("member", "add", "ml", "trainer", "--role", "admin")
-	trainer := admin.as(strings.TrimSpace(admin.must("key", "create", "trainer")))
+	trainer := addMember(admin, "ml", "trainer", "admin", "--service")
 
 	if _, err := peer.Client().PutObject(context.Background(), &s3.PutObjectInput{
 		Bucket: aws.String(bucket), Key: aws.String("ml/x"), Body: strings.NewReader("x")}); err != nil {

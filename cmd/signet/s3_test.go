@@ -20,10 +20,8 @@ func TestS3EndToEnd(t *testing.T) {
 	// The secret comes from the environment, never a flag, and never
 	// comes back (minioTeam checks).
 	admin, _, bucket := minioTeam(t, "--json")
-	admin.must("user", "create", "trainer", "--service")
-	admin.must("member", "add", "ml", "trainer", "--role", "member")
+	trainer := addMember(admin, "ml", "trainer", "member", "--service")
 	admin.must("member", "add", "ml", "admin", "--role", "admin")
-	trainer := admin.as(strings.TrimSpace(admin.must("key", "create", "trainer")))
 
 	var conn signet.Connector
 	json.Unmarshal([]byte(admin.must("connector", "get", "ml", "--json")), &conn)
