@@ -54,6 +54,8 @@ func writeRunTree(t *testing.T, extra map[string][]byte) (string, map[string][]b
 	return src, files
 }
 
+// hexSHA256 is the SHA-256 of b in lower-case hex, as signet prints and
+// takes it.
 func hexSHA256(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])

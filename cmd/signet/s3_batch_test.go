@@ -31,7 +31,7 @@ func TestS3BatchPresign(t *testing.T) {
 		key := fmt.Sprintf("batch/shard-%02d.bin", i)
 		objects[key] = bytes.Repeat([]byte{byte('a' + i)}, 1000+i)
 		size := int64(len(objects[key]))
-		up = append(up, sighttp.ObjectRequest{Key: key, Size: &size, ContentType: "application/octet-stream", SHA256: sha256Hex(objects[key])})
+		up = append(up, sighttp.ObjectRequest{Key: key, Size: &size, ContentType: "application/octet-stream", SHA256: hexSHA256(objects[key])})
 	}
 	resp, err := c.Presign(ctx, "ml", &sighttp.PresignRequest{Operation: "upload", Objects: up})
 	if err != nil {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -32,7 +30,7 @@ func TestS3EndToEnd(t *testing.T) {
 	// Upload with every binding, then download.
 	payload := []byte("weights from a training job\n")
 	put := presignJSON(t, trainer, "put", "ml", "ckpt/w.bin",
-		"--size", "28", "--content-type", "application/octet-stream", "--sha256", sha256Hex(payload))
+		"--size", "28", "--content-type", "application/octet-stream", "--sha256", hexSHA256(payload))
 	if !strings.Contains(put.URL, "/"+bucket+"/ml/ckpt/w.bin?") {
 		t.Errorf("upload URL does not address the team's bucket and prefix")
 	}
@@ -72,9 +70,4 @@ func send(t *testing.T, method, url string, headers map[string]string, body []by
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }
