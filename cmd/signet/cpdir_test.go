@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/signetdev/signet/internal/testpeer"
 )
 
 // TestCpRecursiveDownload copies a tree up and back down with cp -r, then
@@ -95,13 +93,8 @@ func TestCpRecursiveDownload(t *testing.T) {
 // verified (S3 keeps a single upload's SHA-256, signet records a chunked
 // upload's), and a rerun skips them all.
 func TestCpRecursiveDownloadS3(t *testing.T) {
-	peer := testpeer.MinIO(t)
-	bucket := peer.Bucket(t)
-	m, adminToken := MustRunMain(t)
-	admin := cli{tb: t, addr: m.URL(), token: adminToken}
-	admin.must("team", "create", "ml")
+	admin, _, _ := minioTeam(t)
 	admin.must("member", "add", "ml", "admin", "--role", "admin")
-	setS3Connector(admin, peer, bucket)
 
 	big := make([]byte, 11<<20+3)
 	rand.Read(big)

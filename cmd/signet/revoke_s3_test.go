@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	sighttp "github.com/signetdev/signet/http"
-	"github.com/signetdev/signet/internal/testpeer"
 )
 
 // signingKey returns the access key id an S3 URL is signed with.
@@ -32,12 +31,7 @@ func signingKey(t *testing.T, u string) string {
 // role, against MinIO: the answer carries the deny-older-sessions
 // statement, and the next URL is signed by a new session.
 func TestRevokeS3Role(t *testing.T) {
-	peer := testpeer.MinIO(t)
-	bucket := peer.Bucket(t)
-	m, adminToken := MustRunMain(t)
-	admin := cli{tb: t, addr: m.URL(), token: adminToken}
-	admin.must("team", "create", "ml")
-	setS3Connector(admin, peer, bucket, "--role-arn", "arn:minio:iam:::role/signet-test")
+	admin, peer, bucket := minioTeam(t, "--role-arn", "arn:minio:iam:::role/signet-test")
 
 	put := strings.TrimSpace(admin.must("presign", "put", "ml", "f"))
 	req, _ := http.NewRequest(http.MethodPut, put, strings.NewReader("data"))
