@@ -46,22 +46,12 @@ func TestUsageMinIOWebhook(t *testing.T) {
 	bucket := peer.Bucket(t)
 	admin.must("team", "create", "ml")
 	admin.must("team", "set", "ml", "--allow-cidr", "127.0.0.0/8")
-	admin.must("user", "create", "trainer", "--service")
-	admin.must("member", "add", "ml", "trainer", "--role", "member")
+	trainer := addMember(admin, "ml", "trainer", "member", "--service")
 	admin.must("member", "add", "ml", "admin", "--role", "admin")
-	trainer := admin.as(strings.TrimSpace(admin.must("key", "create", "trainer")))
 	setS3Connector(admin, peer, bucket)
 
 	payload := bytes.Repeat([]byte("usage! "), 1000)
-	var put struct {
-		URL     string
-		Method  string
-		Headers map[string]string
-	}
-	if err := json.Unmarshal([]byte(trainer.must("presign", "put", "ml", "in/a.bin", "--json",
-		"--size", "7000")), &put); err != nil {
-		t.Fatal(err)
-	}
+	put := presignJSON(t, trainer, "put", "ml", "in/a.bin", "--size", "7000")
 	getURL := strings.TrimSpace(trainer.must("presign", "get", "ml", "in/a.bin"))
 	unusedURL := strings.TrimSpace(trainer.must("presign", "get", "ml", "in/never.bin"))
 	putGrant, getGrant, unusedGrant := grantOf(t, put.URL), grantOf(t, getURL), grantOf(t, unusedURL)
@@ -148,9 +138,7 @@ func TestUsageMinIOWebhook(t *testing.T) {
 // TestAuditIngestS3AccessLog imports S3 server access log lines through
 // the CLI and joins them to URLs the server issued.
 func TestAuditIngestS3AccessLog(t *testing.T) {
-	m, adminToken := MustRunMain(t)
-	admin := cli{tb: t, addr: m.URL(), token: adminToken}
-	admin.must("team", "create", "ml")
+	admin := serverWithTeams(t, "ml")
 	admin.must("member", "add", "ml", "admin", "--role", "admin")
 	admin.must("connector", "set", "ml", "--backend", "local")
 	getURL := strings.TrimSpace(admin.must("presign", "get", "ml", "a.bin"))
