@@ -42,9 +42,7 @@ func presignJSON(t *testing.T, c cli, args ...string) presigned {
 func TestGCSEndToEnd(t *testing.T) {
 	peer := testpeer.FakeGCS(t)
 	bucket := peer.Bucket(t)
-	m, adminToken := MustRunMain(t)
-	admin := cli{tb: t, addr: m.URL(), token: adminToken}
-	admin.must("team", "create", "geo")
+	admin := serverWithTeams(t, "geo")
 	admin.must("member", "add", "geo", "admin", "--role", "admin")
 	const secret = "bGoa+V7g/yqDXvKRqq+JTFn4uQZbPiQJo4pf9RzJ"
 	set := admin
@@ -105,12 +103,8 @@ func TestGCSKeyless(t *testing.T) {
 	}
 	iam := testpeer.StartSignBlob(t, key, email, "workload-token")
 
-	m, adminToken := MustRunMain(t)
-	admin := cli{tb: t, addr: m.URL(), token: adminToken}
-	admin.must("team", "create", "geo")
-	admin.must("user", "create", "mapper", "--service")
-	admin.must("member", "add", "geo", "mapper", "--role", "admin")
-	mapper := admin.as(strings.TrimSpace(admin.must("key", "create", "mapper")))
+	admin := serverWithTeams(t, "geo")
+	mapper := addMember(admin, "geo", "mapper", "admin", "--service")
 
 	// The flag reaches the connector; a team admin may not make the
 	// server sign with its own identity.
@@ -124,7 +118,7 @@ func TestGCSKeyless(t *testing.T) {
 	}
 	// The private IAM endpoint option has no flag: set it through the API,
 	// without a service account, which the metadata server then names.
-	if _, err := sighttp.NewClient(m.URL(), adminToken).SetConnector(context.Background(), "geo", sighttp.ConnectorRequest{
+	if _, err := sighttp.NewClient(admin.addr, admin.token).SetConnector(context.Background(), "geo", sighttp.ConnectorRequest{
 		Backend: "gcs", Bucket: bucket, Endpoint: peer.Endpoint, Options: map[string]string{"iam_endpoint": iam.URL},
 	}); err != nil {
 		t.Fatal(err)
