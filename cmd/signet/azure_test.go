@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,14 +14,7 @@ import (
 // with the headers the client must send, and a download.
 func TestAzureEndToEnd(t *testing.T) {
 	admin := azureTeam(t, "--json")
-	var put struct {
-		URL     string
-		Method  string
-		Headers map[string]string
-	}
-	if err := json.Unmarshal([]byte(admin.must("presign", "put", "cv", "images/a.png", "--json")), &put); err != nil {
-		t.Fatal(err)
-	}
+	put := presignJSON(t, admin, "put", "cv", "images/a.png")
 	if put.Headers["x-ms-blob-type"] != "BlockBlob" {
 		t.Errorf("upload headers %v lack x-ms-blob-type: BlockBlob", put.Headers)
 	}
