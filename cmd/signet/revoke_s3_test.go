@@ -34,12 +34,9 @@ func TestRevokeS3Role(t *testing.T) {
 	admin, peer, bucket := minioTeam(t, "--role-arn", "arn:minio:iam:::role/signet-test")
 
 	put := strings.TrimSpace(admin.must("presign", "put", "ml", "f"))
-	req, _ := http.NewRequest(http.MethodPut, put, strings.NewReader("data"))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("upload through the role session: %v %v", err, resp)
+	if st := send(t, http.MethodPut, put, nil, []byte("data")); st != http.StatusOK {
+		t.Fatalf("upload through the role session answered %d", st)
 	}
-	resp.Body.Close()
 	old := presignGet(t, admin, "ml", "f")
 	oldKey := signingKey(t, old)
 	if oldKey == peer.AccessKeyID || signingKey(t, put) != oldKey {
