@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,22 +15,6 @@ import (
 	sighttp "github.com/signetdev/signet/http"
 	"github.com/signetdev/signet/internal/testpeer"
 )
-
-// presigned is a presign answer for one object, as --json prints it.
-type presigned struct {
-	URL     string
-	Method  string
-	Headers map[string]string
-}
-
-func presignJSON(t *testing.T, c cli, args ...string) presigned {
-	t.Helper()
-	var p presigned
-	if err := json.Unmarshal([]byte(c.must(append([]string{"presign"}, append(args, "--json")...)...)), &p); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // TestGCSEndToEnd drives a GCS connector with an HMAC key through the CLI
 // against fake-gcs-server. fake-gcs-server accepts ANY signature, so this

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -82,4 +83,22 @@ func setS3Connector(admin cli, peer *testpeer.MinIOPeer, bucket string, extra ..
 	set.env = map[string]string{"SIGNET_SECRET_ACCESS_KEY": peer.SecretAccessKey}
 	return set.must(append([]string{"connector", "set", "ml", "--backend", "s3", "--bucket", bucket, "--prefix", "ml/",
 		"--endpoint", peer.Endpoint, "--region", peer.Region, "--path-style", "--access-key-id", peer.AccessKeyID}, extra...)...)
+}
+
+// presigned is a presign answer for one object, as --json prints it.
+type presigned struct {
+	URL     string
+	Method  string
+	Headers map[string]string
+}
+
+// presignJSON runs presign with args and --json as c, and decodes the
+// answer.
+func presignJSON(t *testing.T, c cli, args ...string) presigned {
+	t.Helper()
+	var p presigned
+	if err := json.Unmarshal([]byte(c.must(append([]string{"presign"}, append(args, "--json")...)...)), &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
