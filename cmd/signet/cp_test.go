@@ -74,8 +74,7 @@ func decodeSummary(t *testing.T, out string) cpSummary {
 }
 
 func TestCpRecursive(t *testing.T) {
-	m, token := MustRunMain(t)
-	c := cli{tb: t, addr: m.URL(), token: token}
+	c := serverWithTeams(t)
 	src, files := writeRunTree(t, nil)
 	if runtime.GOOS != "windows" {
 		// A link to a file inside the tree is copied; a link to a

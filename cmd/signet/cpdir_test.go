@@ -12,8 +12,7 @@ import (
 // TestCpRecursiveDownload copies a tree up and back down with cp -r, then
 // reruns the download, which finds every file complete.
 func TestCpRecursiveDownload(t *testing.T) {
-	m, token := MustRunMain(t)
-	c := cli{tb: t, addr: m.URL(), token: token}
+	c := serverWithTeams(t)
 	src, files := writeRunTree(t, map[string][]byte{"odd ü + %2e.txt": []byte("odd\n")})
 	c.must("cp", "-r", "-q", "--resume-dir", t.TempDir(), src, "signet://default/runs/7/")
 	c.must("cp", "-q", filepath.Join(src, "a.txt"), "signet://default/runs/70/not-below-7")
