@@ -1,6 +1,7 @@
 package syncbuf
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -26,5 +27,24 @@ func TestConcurrentWrites(t *testing.T) {
 	}
 	if got := string(b.Bytes()); got != b.String() {
 		t.Errorf("Bytes and String differ")
+	}
+}
+
+// TestMaxAndTail: with Max set the buffer keeps the newest output and
+// drops the oldest, and Tail returns the last bytes.
+func TestMaxAndTail(t *testing.T) {
+	b := Buffer{Max: 100}
+	for i := range 50 {
+		fmt.Fprintf(&b, "line %02d\n", i)
+	}
+	got := b.String()
+	if len(got) > 100+8 || !strings.HasSuffix(got, "line 49\n") || strings.Contains(got, "line 00") {
+		t.Errorf("bounded buffer holds %d bytes: %q", len(got), got)
+	}
+	if tail := b.Tail(8); tail != "line 49\n" {
+		t.Errorf("Tail(8) = %q", tail)
+	}
+	if all := b.Tail(1 << 20); all != got {
+		t.Errorf("Tail past the start = %q, want everything", all)
 	}
 }

@@ -176,7 +176,7 @@ func startAzurite(argv []string, oauth bool) (*AzuritePeer, error) {
 	}
 	if err := p.waitListening(60 * time.Second); err != nil {
 		p.stop()
-		return nil, fmt.Errorf("%w; output:\n%s", err, p.logs.tail(2000))
+		return nil, fmt.Errorf("%w; output:\n%s", err, p.logs.Tail(2000))
 	}
 	return p, nil
 }
@@ -228,7 +228,7 @@ func (p *AzuritePeer) Container(tb testing.TB) string {
 }
 
 // Logs returns the end of Azurite's output, for failure messages.
-func (p *AzuritePeer) Logs() string { return p.logs.tail(4000) }
+func (p *AzuritePeer) Logs() string { return p.logs.Tail(4000) }
 
 // AzuriteToken returns an unsigned JWT that AzuriteOAuth accepts as an
 // Entra ID access token for storage: issuer sts.windows.net, audience

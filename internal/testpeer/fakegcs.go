@@ -76,7 +76,7 @@ func startFakeGCS(bin string) (*FakeGCSPeer, error) {
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.done:
-			return nil, fmt.Errorf("fake-gcs-server exited before it was ready; output:\n%s", p.logs.tail(2000))
+			return nil, fmt.Errorf("fake-gcs-server exited before it was ready; output:\n%s", p.logs.Tail(2000))
 		default:
 		}
 		if resp, err := c.Get(p.Endpoint + "/_internal/healthcheck"); err == nil {
@@ -88,7 +88,7 @@ func startFakeGCS(bin string) (*FakeGCSPeer, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	p.stop()
-	return nil, fmt.Errorf("fake-gcs-server was not ready after 30s; output:\n%s", p.logs.tail(2000))
+	return nil, fmt.Errorf("fake-gcs-server was not ready after 30s; output:\n%s", p.logs.Tail(2000))
 }
 
 // Bucket creates a bucket with a fresh random name through the JSON API
@@ -109,4 +109,4 @@ func (p *FakeGCSPeer) Bucket(tb testing.TB) string {
 }
 
 // Logs returns the end of the server's output, for failure messages.
-func (p *FakeGCSPeer) Logs() string { return p.logs.tail(4000) }
+func (p *FakeGCSPeer) Logs() string { return p.logs.Tail(4000) }

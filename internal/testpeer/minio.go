@@ -203,11 +203,11 @@ func tryStartMinIO(bin string, env []string) (*MinIOPeer, error) {
 	}
 	if err := p.waitLive(60 * time.Second); err != nil {
 		p.stop()
-		return nil, fmt.Errorf("%w; server output:\n%s", err, p.logs.tail(2000))
+		return nil, fmt.Errorf("%w; server output:\n%s", err, p.logs.Tail(2000))
 	}
 	if err := p.waitSTS(60 * time.Second); err != nil {
 		p.stop()
-		return nil, fmt.Errorf("%w; server output:\n%s", err, p.logs.tail(2000))
+		return nil, fmt.Errorf("%w; server output:\n%s", err, p.logs.Tail(2000))
 	}
 	if err := p.checkTamper(); err != nil {
 		p.stop()
@@ -404,31 +404,4 @@ func (p *MinIOPeer) Bucket(tb testing.TB) string {
 }
 
 // Logs returns the end of the server's output, for failure messages.
-func (p *MinIOPeer) Logs() string { return p.logs.tail(4000) }
-
-// syncBuffer is a bytes.Buffer safe for the server's concurrent writers,
-// holding at most its last 1 MiB.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 1<<20 {
-		rest := s.b.Bytes()[s.b.Len()-512<<10:]
-		s.b = *bytes.NewBuffer(append([]byte(nil), rest...))
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) tail(n int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.b.Bytes()
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
+func (p *MinIOPeer) Logs() string { return p.logs.Tail(4000) }

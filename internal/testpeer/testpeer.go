@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/signetdev/signet/internal/syncbuf"
 )
 
 // RequireEnv is the environment variable that turns a missing peer from a
@@ -115,11 +117,11 @@ type process struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited
 	dir  string        // the peer's files, removed by stop ("" for none)
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 }
 
 func newProcess(dir string) process {
-	return process{done: make(chan struct{}), dir: dir, logs: &syncBuffer{}}
+	return process{done: make(chan struct{}), dir: dir, logs: &syncbuf.Buffer{Max: 1 << 20}}
 }
 
 // start starts cmd with its output in p.logs, to die with the test
