@@ -81,8 +81,15 @@ func setS3Connector(admin cli, peer *testpeer.MinIOPeer, bucket string, extra ..
 	admin.tb.Helper()
 	set := admin
 	set.env = map[string]string{"SIGNET_SECRET_ACCESS_KEY": peer.SecretAccessKey}
-	return set.must(append([]string{"connector", "set", "ml", "--backend", "s3", "--bucket", bucket, "--prefix", "ml/",
-		"--endpoint", peer.Endpoint, "--region", peer.Region, "--path-style", "--access-key-id", peer.AccessKeyID}, extra...)...)
+	return set.must(append(s3ConnectorArgs(peer, bucket, peer.AccessKeyID), extra...)...)
+}
+
+// s3ConnectorArgs is the connector set command line for team ml on bucket
+// of the MinIO peer, under prefix ml/, with access key id accessKeyID; the
+// secret comes from the environment or stdin.
+func s3ConnectorArgs(peer *testpeer.MinIOPeer, bucket, accessKeyID string) []string {
+	return []string{"connector", "set", "ml", "--backend", "s3", "--bucket", bucket, "--prefix", "ml/",
+		"--endpoint", peer.Endpoint, "--region", peer.Region, "--path-style", "--access-key-id", accessKeyID}
 }
 
 // presigned is a presign answer for one object, as --json prints it.

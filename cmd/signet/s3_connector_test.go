@@ -32,10 +32,9 @@ func s3Team(t *testing.T, logs *bytes.Buffer) (*Main, cli, cli) {
 	admin := cli{tb: t, addr: "", token: mustRun(t, m)}
 	admin.addr = m.URL()
 	admin.must("team", "create", "ml")
-	admin.must("user", "create", "trainer", "--service")
-	admin.must("member", "add", "ml", "trainer", "--role", "member")
+	trainer := addMember(admin, "ml", "trainer", "member", "--service")
 	admin.must("member", "add", "ml", "admin", "--role", "admin")
-	return m, admin, admin.as(strings.TrimSpace(admin.must("key", "create", "trainer")))
+	return m, admin, trainer
 }
 
 // s3Presign runs presign with --json and decodes the result.
@@ -58,8 +57,7 @@ func TestS3ConnectorSecretFromStdin(t *testing.T) {
 	bucket := peer.Bucket(t)
 	var logs bytes.Buffer
 	_, admin, trainer := s3Team(t, &logs)
-	args := []string{"connector", "set", "ml", "--backend", "s3", "--bucket", bucket, "--prefix", "ml/",
-		"--endpoint", peer.Endpoint, "--region", peer.Region, "--path-style", "--access-key-id", peer.AccessKeyID}
+	args := s3ConnectorArgs(peer, bucket, peer.AccessKeyID)
 
 	// No environment variable and nothing on stdin: refused, nothing set.
 	if r := admin.run(args...); r.code == 0 || !strings.Contains(r.stderr, "SIGNET_SECRET_ACCESS_KEY") {
@@ -135,8 +133,7 @@ func TestS3ConnectorSessionToken(t *testing.T) {
 		for k, v := range extraEnv {
 			c.env[k] = v
 		}
-		return c.run(append([]string{"connector", "set", "ml", "--backend", "s3", "--bucket", bucket, "--prefix", "ml/",
-			"--endpoint", peer.Endpoint, "--region", peer.Region, "--path-style", "--access-key-id", aws.ToString(keys.AccessKeyId)}, flags...)...)
+		return c.run(append(s3ConnectorArgs(peer, bucket, aws.ToString(keys.AccessKeyId)), flags...)...)
 	}
 
 	// Without an expiry, or with a past or malformed one: refused.
