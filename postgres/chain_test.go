@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,7 +25,9 @@ func verifyDB(t *testing.T, s signet.Store, want int64) {
 
 // TestChainReplicas: two replicas (two DBs, two pools) append at once,
 // some of their transactions rolling back after the append; the log is one
-// chain, without gap or fork.
+// chain, without gap or fork. The second replica's Updates only append, as
+// presign requests do, so its batches take the two-round-trip path
+// (appendOnly) while the first's read before appending.
 func TestChainReplicas(t *testing.T) {
 	u := testpeer.PostgresURL(t)
 	mustMigrate(t, u)
@@ -40,9 +43,11 @@ func TestChainReplicas(t *testing.T) {
 			for i := range each {
 				n := 1 + (w+i)%4
 				err := db.Update(t.Context(), func(tx signet.Tx) error {
-					// Work before the append, as a request does.
-					if _, err := tx.Teams(); err != nil {
-						return err
+					// Work before the append, as an admin request does.
+					if w%len(replicas) == 0 {
+						if _, err := tx.Teams(); err != nil {
+							return err
+						}
 					}
 					evs := make([]*signet.AuditEvent, n)
 					for j := range evs {
@@ -73,6 +78,57 @@ func TestChainReplicas(t *testing.T) {
 		verifyDB(t, db, int64(committed))
 	}
 	t.Logf("%d events from %d writers on 2 replicas form one chain", committed, workers)
+}
+
+// TestAppendPastHead: an entry put past the head of the chain outside
+// signet makes appends fail closed (Internal, nothing committed), whether
+// the batch issued statements of its own or only appends; once the entry
+// is gone, appends go on and the log is one chain.
+func TestAppendPastHead(t *testing.T) {
+	db := MustOpenDB(t)
+	appendOne := func(read bool) error {
+		return db.Update(t.Context(), func(tx signet.Tx) error {
+			if read {
+				if _, err := tx.Teams(); err != nil {
+					return err
+				}
+			}
+			return tx.AppendAudit(&signet.AuditEvent{Action: signet.ActionPresignDownload, Outcome: signet.OutcomeAllowed})
+		})
+	}
+	if err := appendOne(false); err != nil {
+		t.Fatalf("first append: %v", err)
+	}
+	c, err := db.pool.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	for _, q := range []string{
+		"CREATE TEMP TABLE stray AS SELECT * FROM audit_events WHERE id = 1",
+		"UPDATE stray SET id = 2",
+		"INSERT INTO audit_events SELECT * FROM stray",
+	} {
+		if _, err := c.Exec(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for _, read := range []bool{false, true} {
+		err := appendOne(read)
+		wantCode(t, fmt.Sprintf("append past a stray entry (statements first: %v)", read), err, signet.Internal)
+		if err != nil && !strings.Contains(err.Error(), "past its recorded head") {
+			t.Errorf("append past a stray entry: %v; want it to say the log holds an entry past its head", err)
+		}
+	}
+	if _, err := c.Exec(t.Context(), "DELETE FROM audit_events WHERE id = 2"); err != nil {
+		t.Fatal(err)
+	}
+	for _, read := range []bool{false, true, false} {
+		if err := appendOne(read); err != nil {
+			t.Fatalf("append after the stray entry went (statements first: %v): %v", read, err)
+		}
+	}
+	verifyDB(t, db, 4)
 }
 
 // TestMigrateChainsExisting: migration 0004 links the events an older

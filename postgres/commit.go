@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/auditlog"
@@ -28,11 +30,13 @@ import (
 // checks and stamps the events and keeps them in memory; when the function
 // returns nil they join the batch's list, and at the end of the batch the
 // writer locks the head once, chains the whole list and inserts it in one
-// statement, just before the commit. A batch of presign requests, which
-// issue no statement of their own inside Update, costs four round trips
-// (BEGIN, lock, insert, COMMIT) and one flush however many requests it
-// carries; savepoints are opened only by functions that issue statements,
-// at their first one.
+// statement, just before the commit. The transaction begins at the first
+// statement a function issues. A batch of presign requests, which issue no
+// statement of their own inside Update and so never begin it there, costs
+// two round trips and one flush however many requests it carries: BEGIN
+// and the lock of the head sent together, then the insert and COMMIT
+// together (appendOnly). Savepoints are opened only by functions that
+// issue statements, at their first one.
 //
 // A function that issues a statement after its own AppendAudit (AuditHead,
 // say) has its pending events inserted first, inside its savepoint, so it
@@ -44,8 +48,24 @@ import (
 
 // batch is the state one writer transaction shares among its functions.
 type batch struct {
+	db     *DB
+	ptx    pgx.Tx               // begun at a function's first statement (begin)
 	events []*signet.AuditEvent // appended by functions that returned nil, in order
 	err    error                // set when the transaction itself failed
+}
+
+// begin returns the batch's transaction, beginning it if no function has
+// issued a statement yet. A failure to begin fails the batch.
+func (b *batch) begin(ctx context.Context) (pgx.Tx, error) {
+	if b.ptx == nil && b.err == nil {
+		ptx, err := b.db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadWrite})
+		if err != nil {
+			b.err = storeError("postgres.Update", withContext(ctx, err), "")
+			return nil, b.err
+		}
+		b.ptx = ptx
+	}
+	return b.ptx, b.err
 }
 
 // Update runs fn in a read-write READ COMMITTED transaction and commits it
@@ -79,20 +99,19 @@ func (db *DB) runBatch(reqs []*sqlstore.Request) {
 	finish := func(err error) { sqlstore.Finish(live, err) }
 	ctx, cancel := db.withWriteTimeout(context.Background())
 	defer cancel()
-	ptx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadWrite})
-	if err != nil {
-		finish(storeError(op, withContext(ctx, err), ""))
-		return
-	}
-	defer rollback(ptx)
-	b := &batch{}
+	b := &batch{db: db}
+	defer func() {
+		if b.ptx != nil {
+			rollback(b.ptx) // no-op after Commit
+		}
+	}()
 	ok := 0
 	for _, r := range live {
 		// fn's statements run under the batch's deadline, not the
 		// caller's: a caller that goes away must not cancel (and so
 		// abort) the transaction the others share. A caller whose
 		// deadline passed meanwhile gets nothing committed.
-		t := &tx{ctx: ctx, db: db, tx: ptx, batch: b, req: r}
+		t := &tx{ctx: ctx, db: db, batch: b, req: r}
 		r.Run(op, t, func(err error) error { return storeError(op, err, "") })
 		if b.err == nil {
 			if err := t.endSavepoint(r.Err == nil); err != nil {
@@ -112,19 +131,23 @@ func (db *DB) runBatch(reqs []*sqlstore.Request) {
 			b.events = append(b.events, t.pending...)
 		}
 	}
-	if ok == 0 {
-		finish(nil) // every fn failed; nothing to commit
+	if ok == 0 || (b.ptx == nil && len(b.events) == 0) {
+		finish(nil) // every fn failed, or none changed anything
+		return
+	}
+	db.commits.Add(1)
+	db.grouped.Add(int64(ok))
+	if b.ptx == nil {
+		finish(db.appendOnly(ctx, b.events))
 		return
 	}
 	if len(b.events) > 0 {
-		if err := insertAudit(ctx, ptx, b.events); err != nil {
+		if err := insertAudit(ctx, b.ptx, b.events); err != nil {
 			finish(err)
 			return
 		}
 	}
-	db.commits.Add(1)
-	db.grouped.Add(int64(ok))
-	if err := ptx.Commit(ctx); err != nil {
+	if err := b.ptx.Commit(ctx); err != nil {
 		finish(storeError(op, withContext(ctx, err), ""))
 		return
 	}
@@ -140,6 +163,13 @@ func (t *tx) prepare() error {
 	}
 	if t.batch.err != nil {
 		return t.batch.err
+	}
+	if t.tx == nil {
+		ptx, err := t.batch.begin(t.ctx)
+		if err != nil {
+			return err
+		}
+		t.tx = ptx
 	}
 	if !t.savepoint {
 		if _, err := t.tx.Exec(t.ctx, "SAVEPOINT u"); err != nil {
@@ -233,6 +263,72 @@ func insertAudit(ctx context.Context, ptx pgx.Tx, events []*signet.AuditEvent) e
 	if err := ptx.QueryRow(ctx, lockAuditHead).Scan(&last, &prev); err != nil {
 		return storeError(op, withContext(ctx, err), "")
 	}
+	if _, err := ptx.Exec(ctx, appendAudit, chainArgs(last, prev, events)...); err != nil {
+		return appendFailed(ctx, err)
+	}
+	return nil
+}
+
+// appendOnly commits events, all that a batch whose functions issued no
+// statement changed (a batch of presign requests), in two round trips on
+// one connection: BEGIN and the lock of the head (lockAuditHead) sent
+// together, then the insert and COMMIT sent together. The head stays
+// locked from the first to the commit, as in insertAudit.
+func (db *DB) appendOnly(ctx context.Context, events []*signet.AuditEvent) error {
+	const op = "postgres.Update"
+	c, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return storeError(op, withContext(ctx, err), "")
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			rollbackConn(c)
+		}
+		c.Release()
+	}()
+	var last int64
+	var prev []byte
+	var lock pgx.Batch
+	lock.Queue("begin isolation level read committed read write")
+	lock.Queue(lockAuditHead).QueryRow(func(row pgx.Row) error { return row.Scan(&last, &prev) })
+	if err := c.SendBatch(ctx, &lock).Close(); err != nil {
+		return storeError(op, withContext(ctx, err), "")
+	}
+	var commit pgx.Batch
+	commit.Queue(appendAudit, chainArgs(last, prev, events)...)
+	var tag pgconn.CommandTag
+	commit.Queue("commit").Exec(func(ct pgconn.CommandTag) error { tag = ct; return nil })
+	br := c.SendBatch(ctx, &commit)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return appendFailed(ctx, err)
+	}
+	if err := br.Close(); err != nil {
+		return storeError(op, withContext(ctx, err), "")
+	}
+	if tag.String() != "COMMIT" {
+		// The server answers COMMIT of a failed transaction with ROLLBACK.
+		return signet.E(op, signet.Internal, "internal database error", fmt.Errorf("commit answered %q", tag.String()))
+	}
+	committed = true
+	return nil
+}
+
+// rollbackConn ends the transaction open on c, if any, so that the
+// connection goes back to the pool clean; one that cannot roll back within
+// cancelGrace is closed, and the pool drops it.
+func rollbackConn(c *pgxpool.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), cancelGrace)
+	defer cancel()
+	if _, err := c.Exec(ctx, "rollback"); err != nil {
+		c.Conn().Close(ctx)
+	}
+}
+
+// chainArgs numbers stamped events after the head (last, prev), chains
+// them and returns the arguments of appendAudit.
+func chainArgs(last int64, prev []byte, events []*signet.AuditEvent) []any {
 	var head signet.AuditHash
 	copy(head[:], prev)
 
@@ -267,15 +363,18 @@ func insertAudit(ctx context.Context, ptx pgx.Tx, events []*signet.AuditEvent) e
 	for c := range text {
 		args = append(args, text[c])
 	}
-	if _, err := ptx.Exec(ctx, appendAudit, args...); err != nil {
-		err = storeError(op, withContext(ctx, err), "")
-		if signet.ErrorCode(err) == signet.Conflict {
-			// Only a change made outside signet puts an event past the
-			// head: fail closed.
-			return signet.E(op, signet.Internal, "internal database error",
-				fmt.Errorf("audit log holds an entry past its recorded head (changed outside signet?): %w", err))
-		}
-		return err
+	return args
+}
+
+// appendFailed maps the failure of appendAudit.
+func appendFailed(ctx context.Context, err error) error {
+	const op = "postgres.AppendAudit"
+	err = storeError(op, withContext(ctx, err), "")
+	if signet.ErrorCode(err) == signet.Conflict {
+		// Only a change made outside signet puts an event past the
+		// head: fail closed.
+		return signet.E(op, signet.Internal, "internal database error",
+			fmt.Errorf("audit log holds an entry past its recorded head (changed outside signet?): %w", err))
 	}
-	return nil
+	return err
 }

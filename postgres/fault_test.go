@@ -40,6 +40,9 @@ func openThroughProxy(t *testing.T) (*faulttest.Env, *faulttest.Proxy) {
 	return e, p
 }
 
+// faultKey is the object checkFault asks a URL for once the fault is on.
+const faultKey = "fault-key"
+
 // checkFault applies fault to the proxy and checks the server fails
 // closed: presign answers 503 with Retry-After and no URL, after between
 // minWait and maxWait; /readyz reports it; once the proxy is restored the
@@ -49,7 +52,7 @@ func checkFault(t *testing.T, what string, fault func(*faulttest.Proxy), minWait
 	t.Helper()
 	e, p := openThroughProxy(t)
 	fault(p)
-	a := e.Presign("fault")
+	a := e.Presign(faultKey)
 	faulttest.FailedClosed(t, "presign "+what, a)
 	t.Logf("%s: %d after %v: %s", what, a.Status, a.Elapsed, a.Body)
 	if a.Elapsed < minWait || a.Elapsed > maxWait {
@@ -78,16 +81,18 @@ func TestStoreHung(t *testing.T) {
 }
 
 // TestAuditCommitHung: the database hangs at the moment the audit record
-// is committed: the request's reads went through, and the COMMIT of the
-// transaction holding its record never reaches the server (pgx sends it as
-// the simple query "commit"; the other statements go as prepared ones,
-// whose text is not resent). The deadline fires: presign answers 503 with
+// is committed: the request's reads went through, and so did BEGIN and
+// the lock of the chain's head, sent together, but the insert of the
+// record and the COMMIT, sent together next (appendOnly), never reach the
+// server; the proxy holds everything from the first bytes that carry the
+// record's object key. The deadline fires: presign answers 503 with
 // Retry-After and no URL; /readyz, which takes the head lock the hung
 // transaction still holds, reports it; when the database answers again
 // the server serves without a restart, the log one chain. (The held
-// COMMIT then reaches the server, so the refused request's record may be
-// committed after all: a record without a URL, never a URL without one.)
+// insert and COMMIT may then reach the server, so the refused request's
+// record may be committed after all: a record without a URL, never a URL
+// without one.)
 func TestAuditCommitHung(t *testing.T) {
-	stallCommit := func(p *faulttest.Proxy) { p.StallOn("commit\x00") }
+	stallCommit := func(p *faulttest.Proxy) { p.StallOn(faultKey) }
 	checkFault(t, "with the audit commit hung", stallCommit, faultWriteTimeout, maxRefusal, "after-commit-hung")
 }

@@ -570,6 +570,10 @@ func TestConnectionLost(t *testing.T) {
 	db := mustOpen(t, u)
 	admin := mustConn(t, u)
 	err := db.Update(t.Context(), func(stx signet.Tx) error {
+		// A first statement begins the batch's transaction.
+		if _, err := stx.(*tx).exec("SELECT 1"); err != nil {
+			t.Fatalf("first statement: %v", err)
+		}
 		pid := stx.(*tx).tx.Conn().PgConn().PID()
 		if _, err := admin.Exec(t.Context(), "SELECT pg_terminate_backend($1, 5000)", pid); err != nil {
 			t.Fatalf("pg_terminate_backend: %v", err)

@@ -46,6 +46,12 @@ func (t *tx) AppendUsage(events ...*signet.UsageEvent) (int, error) {
 	if len(events) == 0 {
 		return 0, nil
 	}
+	// Inside a batch, opens the function's savepoint (and the batch's
+	// transaction) first, so that a failed insert rolls back this
+	// function alone.
+	if err := t.prepare(); err != nil {
+		return 0, err
+	}
 	now := t.db.now()
 	var b pgx.Batch
 	for _, e := range events {
