@@ -64,6 +64,21 @@ const appendAudit = `WITH appended AS (
 	)
 	UPDATE audit_head SET last_id = $1, hash = $2`
 
+// appendAuditAt is appendAudit for a head the writer believes it knows:
+// it moves the head from $25 (last ID) and $26 (its hash) only, taking its
+// row lock, and inserts the events only if it did, so a head another
+// replica has moved (the lock waited for, the row found changed) inserts
+// nothing. Inserting no row is how the writer learns it was wrong.
+const appendAuditAt = `WITH moved AS (
+		UPDATE audit_head SET last_id = $1, hash = $2 WHERE last_id = $25 AND hash = $26 RETURNING 1
+	)
+	INSERT INTO audit_events (id, occurred_at, expires_at, prev_hash, hash, ` + auditTextColumns + `)
+	SELECT * FROM unnest($3::bigint[], $4::timestamptz[], $5::timestamptz[], $6::bytea[], $7::bytea[],
+		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+		$15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[],
+		$22::text[], $23::text[], $24::text[])
+	WHERE EXISTS (SELECT 1 FROM moved)`
+
 const auditQuery = `SELECT id, occurred_at, expires_at, prev_hash, hash, ` + auditTextColumns + ` FROM audit_events`
 
 // auditFields returns pointers to e's text fields in the order of

@@ -80,6 +80,59 @@ func TestChainReplicas(t *testing.T) {
 	t.Logf("%d events from %d writers on 2 replicas form one chain", committed, workers)
 }
 
+// TestAppendKnownHead: a writer that moved the head last sends its next
+// batch of appends at that head in one round trip; when another replica
+// has moved it meanwhile, that batch inserts nothing and the writer reads
+// the head under its lock instead (and keeps doing so for a while); every
+// append lands once, the log one chain.
+func TestAppendKnownHead(t *testing.T) {
+	u := testpeer.PostgresURL(t)
+	mustMigrate(t, u)
+	a, b := mustOpen(t, u), mustOpen(t, u)
+	appendOne := func(db *DB, id string) {
+		t.Helper()
+		err := db.Update(t.Context(), func(tx signet.Tx) error {
+			return tx.AppendAudit(&signet.AuditEvent{Action: signet.ActionPresignDownload, Outcome: signet.OutcomeAllowed, RequestID: id})
+		})
+		if err != nil {
+			t.Fatalf("append %s: %v", id, err)
+		}
+	}
+	for i := range 3 {
+		appendOne(a, fmt.Sprintf("a%d", i))
+	}
+	if a.head.fast != 2 || a.head.moved != 0 {
+		t.Errorf("after 3 appends from one writer: %d at the known head, %d found it moved; want 2 and 0", a.head.fast, a.head.moved)
+	}
+	appendOne(b, "b0")
+	appendOne(a, "a3")
+	if a.head.fast != 2 || a.head.moved != 1 {
+		t.Errorf("after another replica appended: %d at the known head, %d found it moved; want 2 and 1", a.head.fast, a.head.moved)
+	}
+	appendOne(a, "a4") // within headMovedPause: read under the lock
+	if a.head.fast != 2 || a.head.moved != 1 {
+		t.Errorf("right after the head moved: %d at the known head, %d found it moved; want 2 and 1", a.head.fast, a.head.moved)
+	}
+	verifyDB(t, a, 6)
+	err := a.View(t.Context(), func(tx signet.Tx) error {
+		evs, err := tx.Audit(signet.AuditFilter{Limit: 10})
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for _, e := range evs {
+			ids = append(ids, e.RequestID)
+		}
+		if got, want := strings.Join(ids, " "), "a0 a1 a2 b0 a3 a4"; got != want {
+			t.Errorf("log holds %q, want %q", got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestAppendPastHead: an entry put past the head of the chain outside
 // signet makes appends fail closed (Internal, nothing committed), whether
 // the batch issued statements of its own or only appends; once the entry

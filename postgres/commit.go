@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -52,6 +51,9 @@ type batch struct {
 	ptx    pgx.Tx               // begun at a function's first statement (begin)
 	events []*signet.AuditEvent // appended by functions that returned nil, in order
 	err    error                // set when the transaction itself failed
+	// inserted is set once a function's own events were inserted inside
+	// its savepoint (prepare), moving the head before the batch's end.
+	inserted bool
 }
 
 // begin returns the batch's transaction, beginning it if no function has
@@ -141,16 +143,25 @@ func (db *DB) runBatch(reqs []*sqlstore.Request) {
 		finish(db.appendOnly(ctx, b.events))
 		return
 	}
+	// The head this process knows after the commit: where the batch's
+	// last insert moves it, or where it was if the batch inserted no
+	// event; unknown after an insert inside a function's savepoint.
+	head := db.head
+	head.ok = head.ok && !b.inserted
+	db.head.ok = false
 	if len(b.events) > 0 {
-		if err := insertAudit(ctx, b.ptx, b.events); err != nil {
+		h, err := insertAudit(ctx, b.ptx, b.events)
+		if err != nil {
 			finish(err)
 			return
 		}
+		head.ok, head.last, head.hash = true, h.last, h.hash
 	}
 	if err := b.ptx.Commit(ctx); err != nil {
 		finish(storeError(op, withContext(ctx, err), ""))
 		return
 	}
+	db.head = head
 	finish(nil)
 }
 
@@ -181,7 +192,8 @@ func (t *tx) prepare() error {
 	if len(t.pending) > 0 {
 		evs := t.pending
 		t.pending = nil
-		if err := insertAudit(t.ctx, t.tx, evs); err != nil {
+		t.batch.inserted = true
+		if _, err := insertAudit(t.ctx, t.tx, evs); err != nil {
 			return err
 		}
 	}
@@ -256,63 +268,137 @@ func (t *tx) appendAudit(events []*signet.AuditEvent) error {
 // insertAudit appends stamped events to the log in ptx: it locks and reads
 // the head (see lockAuditHead), numbers and chains the events, and inserts
 // them and moves the head in one statement. Two round trips.
-func insertAudit(ctx context.Context, ptx pgx.Tx, events []*signet.AuditEvent) error {
+func insertAudit(ctx context.Context, ptx pgx.Tx, events []*signet.AuditEvent) (knownHead, error) {
 	const op = "postgres.AppendAudit"
 	var last int64
 	var prev []byte
 	if err := ptx.QueryRow(ctx, lockAuditHead).Scan(&last, &prev); err != nil {
-		return storeError(op, withContext(ctx, err), "")
+		return knownHead{}, storeError(op, withContext(ctx, err), "")
 	}
-	if _, err := ptx.Exec(ctx, appendAudit, chainArgs(last, prev, events)...); err != nil {
-		return appendFailed(ctx, err)
+	args := chainArgs(last, prev, events)
+	if _, err := ptx.Exec(ctx, appendAudit, args...); err != nil {
+		return knownHead{}, appendFailed(ctx, err)
 	}
-	return nil
+	return headOf(args), nil
 }
 
+// headOf returns the head that appendAudit with args moves to.
+func headOf(args []any) knownHead {
+	return knownHead{ok: true, last: args[0].(int64), hash: args[1].([]byte)}
+}
+
+// knownHead is the head of the chain as this process's writer last moved
+// it, so that the next batch of appends can be sent without reading it
+// first (appendOnly). Only the writer goroutine uses it.
+type knownHead struct {
+	ok        bool
+	last      int64
+	hash      []byte
+	skipUntil time.Time // after another replica moved the head: read it first until then
+	// Batches sent at the known head, and those that found it moved.
+	fast, moved int
+}
+
+// headMovedPause is how long, after another replica moved the head under
+// it, the writer reads the head first instead of guessing it: replicas
+// that append at the same time would otherwise pay a wasted round trip for
+// most batches.
+const headMovedPause = time.Second
+
 // appendOnly commits events, all that a batch whose functions issued no
-// statement changed (a batch of presign requests), in two round trips on
-// one connection: BEGIN and the lock of the head (lockAuditHead) sent
-// together, then the insert and COMMIT sent together. The head stays
-// locked from the first to the commit, as in insertAudit.
+// statement changed (a batch of presign requests). When the writer knows
+// the head (it moved it last), it sends BEGIN, the insert conditional on
+// the head (appendAuditAt) and COMMIT together: one round trip. Otherwise,
+// or when another replica moved the head meanwhile, it takes two on one
+// connection: BEGIN and the lock of the head (lockAuditHead) together,
+// then the insert and COMMIT together. Either way the head's row lock is
+// held from the statement that takes it to the commit, as in insertAudit.
 func (db *DB) appendOnly(ctx context.Context, events []*signet.AuditEvent) error {
 	const op = "postgres.Update"
 	c, err := db.pool.Acquire(ctx)
 	if err != nil {
+		db.head.ok = false
 		return storeError(op, withContext(ctx, err), "")
 	}
 	committed := false
 	defer func() {
 		if !committed {
+			db.head.ok = false
 			rollbackConn(c)
 		}
 		c.Release()
 	}()
 	var last int64
 	var prev []byte
+	if h := &db.head; h.ok && time.Now().After(h.skipUntil) {
+		args := append(chainArgs(h.last, h.hash, events), h.last, h.hash)
+		inserted, err := sendCommit(ctx, c, appendAuditAt, args)
+		if err != nil {
+			return err
+		}
+		if inserted == int64(len(events)) {
+			h.fast++
+			committed = true
+			h.last, h.hash = headOf(args).last, headOf(args).hash
+			return nil
+		}
+		// Another replica moved the head: nothing was inserted, and the
+		// empty transaction committed. Read the head, under its lock.
+		h.moved++
+		h.skipUntil = time.Now().Add(headMovedPause)
+	}
 	var lock pgx.Batch
 	lock.Queue("begin isolation level read committed read write")
 	lock.Queue(lockAuditHead).QueryRow(func(row pgx.Row) error { return row.Scan(&last, &prev) })
 	if err := c.SendBatch(ctx, &lock).Close(); err != nil {
 		return storeError(op, withContext(ctx, err), "")
 	}
-	var commit pgx.Batch
-	commit.Queue(appendAudit, chainArgs(last, prev, events)...)
-	var tag pgconn.CommandTag
-	commit.Queue("commit").Exec(func(ct pgconn.CommandTag) error { tag = ct; return nil })
-	br := c.SendBatch(ctx, &commit)
-	if _, err := br.Exec(); err != nil {
+	args := chainArgs(last, prev, events)
+	if _, err := sendCommit(ctx, c, appendAudit, args); err != nil {
+		return err
+	}
+	committed = true
+	h := headOf(args)
+	db.head.ok, db.head.last, db.head.hash = true, h.last, h.hash
+	return nil
+}
+
+// sendCommit sends the audit insert query with args and COMMIT together
+// on c, beginning the transaction first unless one is open, and returns
+// how many rows the query inserted or changed.
+func sendCommit(ctx context.Context, c *pgxpool.Conn, query string, args []any) (int64, error) {
+	const op = "postgres.Update"
+	var b pgx.Batch
+	if c.Conn().PgConn().TxStatus() == 'I' {
+		b.Queue("begin isolation level read committed read write")
+	}
+	b.Queue(query, args...)
+	b.Queue("commit")
+	br := c.SendBatch(ctx, &b)
+	if b.Len() == 3 {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return 0, storeError(op, withContext(ctx, err), "")
+		}
+	}
+	ct, err := br.Exec()
+	if err != nil {
 		br.Close()
-		return appendFailed(ctx, err)
+		return 0, appendFailed(ctx, err)
+	}
+	tag, err := br.Exec()
+	if err != nil {
+		br.Close()
+		return 0, storeError(op, withContext(ctx, err), "")
 	}
 	if err := br.Close(); err != nil {
-		return storeError(op, withContext(ctx, err), "")
+		return 0, storeError(op, withContext(ctx, err), "")
 	}
 	if tag.String() != "COMMIT" {
 		// The server answers COMMIT of a failed transaction with ROLLBACK.
-		return signet.E(op, signet.Internal, "internal database error", fmt.Errorf("commit answered %q", tag.String()))
+		return 0, signet.E(op, signet.Internal, "internal database error", fmt.Errorf("commit answered %q", tag.String()))
 	}
-	committed = true
-	return nil
+	return ct.RowsAffected(), nil
 }
 
 // rollbackConn ends the transaction open on c, if any, so that the

@@ -22,7 +22,7 @@ const maxRefusal = 2*(faultWriteTimeout+cancelGrace) + 2*time.Second
 
 // openThroughProxy serves a new database through a proxy the test can cut
 // or stall, between signet and the real PostgreSQL server.
-func openThroughProxy(t *testing.T) (*faulttest.Env, *faulttest.Proxy) {
+func openThroughProxy(t *testing.T) (*faulttest.Env, *faulttest.Proxy, *DB) {
 	u := testpeer.PostgresURL(t)
 	mustMigrate(t, u)
 	pu, err := url.Parse(u)
@@ -37,7 +37,7 @@ func openThroughProxy(t *testing.T) (*faulttest.Env, *faulttest.Proxy) {
 	if a := e.Presign("before"); a.Status != 200 {
 		t.Fatalf("presign before the fault: %d %s", a.Status, a.Body)
 	}
-	return e, p
+	return e, p, db
 }
 
 // faultKey is the object checkFault asks a URL for once the fault is on.
@@ -48,10 +48,10 @@ const faultKey = "fault-key"
 // minWait and maxWait; /readyz reports it; once the proxy is restored the
 // server serves again without a restart (recovering a request with id
 // after).
-func checkFault(t *testing.T, what string, fault func(*faulttest.Proxy), minWait, maxWait time.Duration, after string) {
+func checkFault(t *testing.T, what string, fault func(*faulttest.Proxy, *DB), minWait, maxWait time.Duration, after string) {
 	t.Helper()
-	e, p := openThroughProxy(t)
-	fault(p)
+	e, p, db := openThroughProxy(t)
+	fault(p, db)
 	a := e.Presign(faultKey)
 	faulttest.FailedClosed(t, "presign "+what, a)
 	t.Logf("%s: %d after %v: %s", what, a.Status, a.Elapsed, a.Body)
@@ -68,7 +68,8 @@ func checkFault(t *testing.T, what string, fault func(*faulttest.Proxy), minWait
 // /readyz reports it; when the database is back the server serves again
 // without a restart.
 func TestStoreDown(t *testing.T) {
-	checkFault(t, "with the database down", (*faulttest.Proxy).Cut, 0, faultWriteTimeout+cancelGrace, "after-down")
+	cut := func(p *faulttest.Proxy, _ *DB) { p.Cut() }
+	checkFault(t, "with the database down", cut, 0, faultWriteTimeout+cancelGrace, "after-down")
 }
 
 // TestStoreHung: the database hangs (connections stay open, nothing comes
@@ -77,22 +78,53 @@ func TestStoreDown(t *testing.T) {
 // it; when the database answers again the server serves without a
 // restart.
 func TestStoreHung(t *testing.T) {
-	checkFault(t, "with the database hung", (*faulttest.Proxy).Stall, faultWriteTimeout, maxRefusal, "after-hung")
+	stall := func(p *faulttest.Proxy, _ *DB) { p.Stall() }
+	checkFault(t, "with the database hung", stall, faultWriteTimeout, maxRefusal, "after-hung")
 }
 
 // TestAuditCommitHung: the database hangs at the moment the audit record
-// is committed: the request's reads went through, and so did BEGIN and
-// the lock of the chain's head, sent together, but the insert of the
-// record and the COMMIT, sent together next (appendOnly), never reach the
+// is committed, the chain's head locked: the request's reads went through,
+// and so did BEGIN and the lock of the head, sent together, but the insert
+// of the record and the COMMIT, sent together next, never reach the
 // server; the proxy holds everything from the first bytes that carry the
-// record's object key. The deadline fires: presign answers 503 with
-// Retry-After and no URL; /readyz, which takes the head lock the hung
-// transaction still holds, reports it; when the database answers again
-// the server serves without a restart, the log one chain. (The held
+// record's object key. (The writer takes that path when it does not know
+// the head; the test makes it forget.) The deadline fires: presign answers
+// 503 with Retry-After and no URL; /readyz, which takes the head lock the
+// hung transaction still holds, reports it; when the database answers
+// again the server serves without a restart, the log one chain. (The held
 // insert and COMMIT may then reach the server, so the refused request's
 // record may be committed after all: a record without a URL, never a URL
 // without one.)
 func TestAuditCommitHung(t *testing.T) {
-	stallCommit := func(p *faulttest.Proxy) { p.StallOn(faultKey) }
+	stallCommit := func(p *faulttest.Proxy, db *DB) {
+		// Read between requests: the writer is idle, and the next request
+		// reaches it through a channel, after this write.
+		db.head.skipUntil = time.Now().Add(time.Hour)
+		p.StallOn(faultKey)
+	}
 	checkFault(t, "with the audit commit hung", stallCommit, faultWriteTimeout, maxRefusal, "after-commit-hung")
+}
+
+// TestAuditAppendHung: the same hang when the writer knows the head and
+// sends BEGIN, the record's insert and COMMIT together (one round trip):
+// nothing reaches the server, so no lock is held and /readyz may well be
+// right to report ready; presign answers 503 with Retry-After and no URL
+// once the deadline fires, and the next request is served at once, the
+// log one chain.
+func TestAuditAppendHung(t *testing.T) {
+	e, p, db := openThroughProxy(t)
+	if a := e.Presign("warm"); a.Status != 200 {
+		t.Fatalf("presign: %d %s", a.Status, a.Body)
+	}
+	if db.head.fast == 0 {
+		t.Fatalf("no batch was sent at the known head (%+v): the test would not test that path", db.head)
+	}
+	p.StallOn(faultKey)
+	a := e.Presign(faultKey)
+	faulttest.FailedClosed(t, "presign with the append hung", a)
+	if a.Elapsed < faultWriteTimeout || a.Elapsed > maxRefusal {
+		t.Errorf("refusal took %v, want %v to %v", a.Elapsed, faultWriteTimeout, maxRefusal)
+	}
+	faulttest.Recovered(t, e, "after-append-hung")
+	p.Restore()
 }

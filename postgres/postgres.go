@@ -80,6 +80,7 @@ type DB struct {
 	queue   sqlstore.Queue
 	commits atomic.Int64
 	grouped atomic.Int64
+	head    knownHead // the writer's alone
 }
 
 // Open connects to the database at url (a postgres:// URL as pgx accepts
