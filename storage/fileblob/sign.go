@@ -104,34 +104,65 @@ func (c *claims) mac(secret []byte) []byte {
 	return m.Sum(nil)
 }
 
-// query returns the URL query carrying c and its signature.
+// query returns the URL query carrying c and its signature: what
+// url.Values.Encode makes of them (parameters sorted by name, values
+// query-escaped), built directly, since every signed URL pays for it.
+// TestQueryEncoding holds it to url.Values.
 func (c *claims) query(sig []byte) string {
-	q := url.Values{}
-	q.Set(paramVersion, urlVersion)
-	q.Set(paramKeyID, c.KeyID)
-	q.Set(paramMethod, c.Method)
-	q.Set(paramExpires, strconv.FormatInt(c.Expires, 10))
-	if c.Size >= 0 {
-		q.Set(paramSize, strconv.FormatInt(c.Size, 10))
+	b := make([]byte, 0, 160+len(c.GrantID)+3*len(c.ContentType))
+	param := func(name, value string) {
+		if len(b) > 0 {
+			b = append(b, '&')
+		}
+		b = append(b, name...)
+		b = append(b, '=')
+		b = appendQueryEscape(b, value)
 	}
-	if c.HasContentType {
-		q.Set(paramType, c.ContentType)
-	}
-	if c.SHA256 != nil {
-		q.Set(paramSHA256, hex.EncodeToString(c.SHA256))
+	// In the order of the names, as url.Values.Encode sorts them.
+	param(paramExpires, strconv.FormatInt(c.Expires, 10))
+	if c.GrantID != "" {
+		param(paramGrant, c.GrantID)
 	}
 	if c.ClientPrefix.IsValid() {
-		q.Set(paramIP, c.ClientPrefix.String())
+		param(paramIP, c.ClientPrefix.String())
+	}
+	param(paramKeyID, c.KeyID)
+	param(paramMethod, c.Method)
+	if c.UploadID != "" {
+		param(paramPart, strconv.Itoa(c.PartNumber))
+	}
+	if c.SHA256 != nil {
+		param(paramSHA256, hex.EncodeToString(c.SHA256))
+	}
+	param(paramSig, sigEncoding.EncodeToString(sig))
+	if c.Size >= 0 {
+		param(paramSize, strconv.FormatInt(c.Size, 10))
+	}
+	if c.HasContentType {
+		param(paramType, c.ContentType)
 	}
 	if c.UploadID != "" {
-		q.Set(paramUpload, c.UploadID)
-		q.Set(paramPart, strconv.Itoa(c.PartNumber))
+		param(paramUpload, c.UploadID)
 	}
-	if c.GrantID != "" {
-		q.Set(paramGrant, c.GrantID)
+	param(paramVersion, urlVersion)
+	return string(b)
+}
+
+// appendQueryEscape appends url.QueryEscape(s) to b, without allocating
+// when s needs no escaping (ids, numbers, base64url, hex).
+func appendQueryEscape(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if !queryUnreserved(s[i]) {
+			return append(b, url.QueryEscape(s)...)
+		}
 	}
-	q.Set(paramSig, sigEncoding.EncodeToString(sig))
-	return q.Encode()
+	return append(b, s...)
+}
+
+// queryUnreserved reports whether url.QueryEscape leaves c as it is.
+func queryUnreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '_' || c == '.' || c == '~'
 }
 
 // objectURLPath returns the escaped path of an object below the base URL.
