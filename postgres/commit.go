@@ -32,10 +32,11 @@ import (
 // statement, just before the commit. The transaction begins at the first
 // statement a function issues. A batch of presign requests, which issue no
 // statement of their own inside Update and so never begin it there, costs
-// two round trips and one flush however many requests it carries: BEGIN
-// and the lock of the head sent together, then the insert and COMMIT
-// together (appendOnly). Savepoints are opened only by functions that
-// issue statements, at their first one.
+// one flush and, however many requests it carries, one round trip when the
+// writer knows the head (BEGIN, an insert conditional on that head and
+// COMMIT sent together) or two when it does not (BEGIN and the lock of the
+// head, then the insert and COMMIT): see appendOnly. Savepoints are opened
+// only by functions that issue statements, at their first one.
 //
 // A function that issues a statement after its own AppendAudit (AuditHead,
 // say) has its pending events inserted first, inside its savepoint, so it
@@ -336,11 +337,21 @@ func (db *DB) appendOnly(ctx context.Context, events []*signet.AuditEvent) error
 		if err != nil {
 			return err
 		}
-		if inserted == int64(len(events)) {
+		switch inserted {
+		case int64(len(events)):
 			h.fast++
 			committed = true
-			h.last, h.hash = headOf(args).last, headOf(args).hash
+			nh := headOf(args)
+			h.last, h.hash = nh.last, nh.hash
 			return nil
+		case 0:
+		default:
+			// The statement inserts all the events or none; anything else
+			// is committed already and must not be inserted again.
+			committed = true
+			h.ok = false
+			return signet.E(op, signet.Internal, "internal database error",
+				fmt.Errorf("audit append at the known head inserted %d of %d events", inserted, len(events)))
 		}
 		// Another replica moved the head: nothing was inserted, and the
 		// empty transaction committed. Read the head, under its lock.
