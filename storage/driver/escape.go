@@ -9,6 +9,10 @@ var unreserved = func() (t [256]bool) {
 	return t
 }()
 
+// Unreserved reports whether c is one of the characters RFC 3986 leaves
+// unencoded, which url.QueryEscape and url.PathEscape leave as they are too.
+func Unreserved(c byte) bool { return unreserved[c] }
+
 // AppendEscaped appends s to dst with every byte but the unreserved
 // characters of RFC 3986 (and "/" when keepSlash) percent-encoded with
 // upper-case hex digits: the encoding S3, GCS and Azure sign and decode

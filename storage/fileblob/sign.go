@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/signetdev/signet/storage"
+	"github.com/signetdev/signet/storage/driver"
 )
 
 // Query parameter names.
@@ -152,17 +153,11 @@ func (c *claims) query(sig []byte) string {
 // when s needs no escaping (ids, numbers, base64url, hex).
 func appendQueryEscape(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if !queryUnreserved(s[i]) {
+		if !driver.Unreserved(s[i]) {
 			return append(b, url.QueryEscape(s)...)
 		}
 	}
 	return append(b, s...)
-}
-
-// queryUnreserved reports whether url.QueryEscape leaves c as it is.
-func queryUnreserved(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '_' || c == '.' || c == '~'
 }
 
 // objectURLPath returns the escaped path of an object below the base URL.
