@@ -280,12 +280,19 @@ func insertAudit(ctx context.Context, ptx pgx.Tx, events []*signet.AuditEvent) (
 	if _, err := ptx.Exec(ctx, appendAudit, args...); err != nil {
 		return knownHead{}, appendFailed(ctx, err)
 	}
-	return headOf(args), nil
+	var h knownHead
+	h.learn(args)
+	return h, nil
 }
 
-// headOf returns the head that appendAudit with args moves to.
-func headOf(args []any) knownHead {
-	return knownHead{ok: true, last: args[0].(int64), hash: args[1].([]byte)}
+// beginWrite begins a batch's transaction when the writer sends BEGIN
+// itself (appendOnly): what pool.BeginTx sends for the options begin uses.
+const beginWrite = "begin isolation level read committed read write"
+
+// learn records, as known, the head that appendAudit or appendAuditAt with
+// args moves to.
+func (h *knownHead) learn(args []any) {
+	h.ok, h.last, h.hash = true, args[0].(int64), args[1].([]byte)
 }
 
 // knownHead is the head of the chain as this process's writer last moved
@@ -341,8 +348,7 @@ func (db *DB) appendOnly(ctx context.Context, events []*signet.AuditEvent) error
 		case int64(len(events)):
 			h.fast++
 			committed = true
-			nh := headOf(args)
-			h.last, h.hash = nh.last, nh.hash
+			h.learn(args)
 			return nil
 		case 0:
 		default:
@@ -359,7 +365,7 @@ func (db *DB) appendOnly(ctx context.Context, events []*signet.AuditEvent) error
 		h.skipUntil = time.Now().Add(headMovedPause)
 	}
 	var lock pgx.Batch
-	lock.Queue("begin isolation level read committed read write")
+	lock.Queue(beginWrite)
 	lock.Queue(lockAuditHead).QueryRow(func(row pgx.Row) error { return row.Scan(&last, &prev) })
 	if err := c.SendBatch(ctx, &lock).Close(); err != nil {
 		return storeError(op, withContext(ctx, err), "")
@@ -369,8 +375,7 @@ func (db *DB) appendOnly(ctx context.Context, events []*signet.AuditEvent) error
 		return err
 	}
 	committed = true
-	h := headOf(args)
-	db.head.ok, db.head.last, db.head.hash = true, h.last, h.hash
+	db.head.learn(args)
 	return nil
 }
 
@@ -380,13 +385,14 @@ func (db *DB) appendOnly(ctx context.Context, events []*signet.AuditEvent) error
 func sendCommit(ctx context.Context, c *pgxpool.Conn, query string, args []any) (int64, error) {
 	const op = "postgres.Update"
 	var b pgx.Batch
-	if c.Conn().PgConn().TxStatus() == 'I' {
-		b.Queue("begin isolation level read committed read write")
+	begin := c.Conn().PgConn().TxStatus() == 'I' // no transaction open yet
+	if begin {
+		b.Queue(beginWrite)
 	}
 	b.Queue(query, args...)
 	b.Queue("commit")
 	br := c.SendBatch(ctx, &b)
-	if b.Len() == 3 {
+	if begin {
 		if _, err := br.Exec(); err != nil {
 			br.Close()
 			return 0, storeError(op, withContext(ctx, err), "")
