@@ -38,6 +38,7 @@ import (
 	"github.com/jackc/puddle/v2"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/internal/deadline"
 	"github.com/signetdev/signet/internal/sqlstore"
 )
 
@@ -191,10 +192,7 @@ func (db *DB) now() time.Time {
 
 // withWriteTimeout bounds ctx by WriteTimeout.
 func (db *DB) withWriteTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if db.WriteTimeout > 0 {
-		return context.WithTimeout(ctx, db.WriteTimeout)
-	}
-	return ctx, func() {}
+	return deadline.Within(ctx, db.WriteTimeout)
 }
 
 // View runs fn in a REPEATABLE READ READ ONLY transaction, which sees one

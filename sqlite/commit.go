@@ -32,11 +32,8 @@ func (db *DB) Update(ctx context.Context, fn func(signet.Tx) error) error {
 	if db.readOnly() {
 		return errReadOnly("sqlite.Update")
 	}
-	if db.WriteTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, db.WriteTimeout)
-		defer cancel()
-	}
+	ctx, cancel := deadline.Within(ctx, db.WriteTimeout)
+	defer cancel()
 	return db.queue.Submit(ctx, "sqlite.Update", fn, func(err error) error { return storeError("sqlite.Update", err, "") })
 }
 

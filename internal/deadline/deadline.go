@@ -20,3 +20,19 @@ func Expired(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Within returns ctx bounded to d from now, as context.WithTimeout does,
+// except that it returns ctx itself, with a cancel that does nothing, when
+// d is not positive or ctx's own deadline already comes no later: a timer
+// that could only fire after ctx's is one a request pays for in vain (an
+// audited presign bounded its commit twice, by the HTTP layer's deadline
+// and then by the store's equal WriteTimeout).
+func Within(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return ctx, func() {}
+	}
+	if dl, ok := ctx.Deadline(); ok && !dl.After(time.Now().Add(d)) {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
+}
