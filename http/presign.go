@@ -277,7 +277,7 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.urls.WithLabelValues(acc.conn.Backend, method).Add(float64(len(results) - failed))
-	writeJSON(w, http.StatusOK, PresignResponse{Objects: results})
+	writePresign(w, &PresignResponse{Objects: results})
 }
 
 // grantIDTime is the alphabet of a grant id's time prefix: base32 in
