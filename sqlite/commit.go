@@ -171,7 +171,9 @@ func (db *DB) runBatch(reqs []*sqlstore.Request) {
 		finish(storeError(op, err, ""))
 		return
 	}
+	db.ckpt.committed()
 	finish(nil)
+	db.ckpt.catchUp(ctx, db.write)
 }
 
 // begin runs before each statement of a batched function: it opens the

@@ -58,6 +58,7 @@ type DB struct {
 	writeStmts map[string]*sql.Stmt
 
 	queue   sqlstore.Queue // Updates waiting for the writer (commit.go)
+	ckpt    walCheckpointer
 	commits atomic.Int64
 	grouped atomic.Int64
 }
@@ -87,6 +88,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}}
 	w := cloneValues(common)
 	w.Add("_pragma", "journal_mode(WAL)")
+	// Checkpoints run in the background (walcheckpoint.go), not in the
+	// writer's commits.
+	w.Add("_pragma", "wal_autocheckpoint(0)")
+	w.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walJournalLimit))
 	w.Add("_pragma", "cache_size(-32768)") // 32 MiB: a 10k-event batch fits without spilling
 	// The statement journal of the writer's multi-row audit inserts
 	// (commit.go) stays in memory instead of spilling to a temporary file.
@@ -121,6 +126,16 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, err
 	}
 	db.prepareWrites(ctx)
+	c := cloneValues(common)
+	c.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walJournalLimit))
+	ckpt, err := sql.Open("sqlite", dsn(abs, c))
+	if err != nil {
+		db.Close()
+		return nil, signet.E(op, signet.Internal, "cannot open database", err)
+	}
+	ckpt.SetMaxOpenConns(1)
+	db.ckpt.start(ckpt)
+	db.ckpt.committed() // the migrations' pages, if any
 	db.queue.Start(db.runBatch)
 	return db, nil
 }
@@ -145,7 +160,7 @@ func (db *DB) Path() string { return db.path }
 // Updates after Close return Unavailable.
 func (db *DB) Close() error {
 	db.queue.Stop()
-	var errs []error
+	errs := []error{db.ckpt.close()}
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
 	}
