@@ -38,6 +38,31 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	return m
 }
 
+// registerWALCheckpoints exports the WAL checkpoint counts of a store that
+// runs its own (SQLite, sqlite/walcheckpoint.go).
+func registerWALCheckpoints(reg *prometheus.Registry, store signet.Store) {
+	st, ok := store.(interface {
+		WALCheckpoints() (background, writer, failed int64)
+	})
+	if !ok {
+		return
+	}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "signet_store_wal_checkpoints_total",
+			Help: "Checkpoints of the SQLite write-ahead log run in the background, failed ones included.",
+		}, func() float64 { n, _, _ := st.WALCheckpoints(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "signet_store_wal_writer_checkpoints_total",
+			Help: "Checkpoints the SQLite writer ran between batches because steady commits kept the background from starting the WAL over.",
+		}, func() float64 { _, n, _ := st.WALCheckpoints(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "signet_store_wal_checkpoint_failures_total",
+			Help: "SQLite WAL checkpoints that failed (disk full, I/O error); while they fail the WAL grows.",
+		}, func() float64 { _, _, n := st.WALCheckpoints(); return float64(n) }),
+	)
+}
+
 // registerCommitStats exports the group commit counts of a store that
 // reports them (SQLite, PostgreSQL): the rate of the second over the first
 // is how many requests shared a commit and its fsync, which is what keeps

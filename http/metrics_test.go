@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // metricValue returns the value of the unlabelled metric name on /metrics.
@@ -58,4 +59,29 @@ func TestCommitMetrics(t *testing.T) {
 		t.Errorf("%v commits for %v Updates", commits, updates)
 	}
 	t.Logf("%d concurrent presigns: %v Updates in %v commits", n, updates, commits)
+}
+
+// TestWALCheckpointMetrics: /metrics counts the SQLite store's WAL
+// checkpoints, which run in the background after commits, and their
+// failures, so that a WAL that stopped being copied shows.
+func TestWALCheckpointMetrics(t *testing.T) {
+	e := newEnv(t)
+	tok := e.seed("ml", "member")["member"]
+	before := e.metricValue("signet_store_wal_checkpoints_total")
+	for range 5 {
+		if a := e.do("POST", "/v1/teams/ml/presign", tok, presignBody("download", "a/b")); a.Status != 200 {
+			t.Fatalf("presign: %d", a.Status)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.metricValue("signet_store_wal_checkpoints_total") <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("no WAL checkpoint counted within 5 s of the commits (%v before)", before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := e.metricValue("signet_store_wal_checkpoint_failures_total"); n != 0 {
+		t.Errorf("%v WAL checkpoints failed", n)
+	}
+	e.metricValue("signet_store_wal_writer_checkpoints_total") // exported, if rarely moved
 }

@@ -147,3 +147,12 @@ func (c *walCheckpointer) close() error {
 	})
 	return err
 }
+
+// WALCheckpoints counts the WAL checkpoints since Open: those the
+// background ran, those the writer ran to catch up, and how many of either
+// failed. signet serve exports them on /metrics: failures that go on mean
+// the WAL is not being copied into the database file and grows.
+func (db *DB) WALCheckpoints() (background, writer, failed int64) {
+	c := &db.ckpt
+	return c.runs.Load(), c.caught.Load(), c.failed.Load()
+}
