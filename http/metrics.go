@@ -38,6 +38,12 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	return m
 }
 
+// counter is a counter read from the store when /metrics is scraped.
+func counter(name, help string, read func() int64) prometheus.CounterFunc {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+		func() float64 { return float64(read()) })
+}
+
 // registerWALCheckpoints exports the WAL checkpoint counts of a store that
 // runs its own (SQLite, sqlite/walcheckpoint.go).
 func registerWALCheckpoints(reg *prometheus.Registry, store signet.Store) {
@@ -48,18 +54,15 @@ func registerWALCheckpoints(reg *prometheus.Registry, store signet.Store) {
 		return
 	}
 	reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "signet_store_wal_checkpoints_total",
-			Help: "Checkpoints of the SQLite write-ahead log run in the background, failed ones included.",
-		}, func() float64 { n, _, _ := st.WALCheckpoints(); return float64(n) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "signet_store_wal_writer_checkpoints_total",
-			Help: "Checkpoints the SQLite writer ran between batches because steady commits kept the background from starting the WAL over.",
-		}, func() float64 { _, n, _ := st.WALCheckpoints(); return float64(n) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "signet_store_wal_checkpoint_failures_total",
-			Help: "SQLite WAL checkpoints that failed (disk full, I/O error); while they fail the WAL grows.",
-		}, func() float64 { _, _, n := st.WALCheckpoints(); return float64(n) }),
+		counter("signet_store_wal_checkpoints_total",
+			"Checkpoints of the SQLite write-ahead log run in the background, failed ones included.",
+			func() int64 { n, _, _ := st.WALCheckpoints(); return n }),
+		counter("signet_store_wal_writer_checkpoints_total",
+			"Checkpoints the SQLite writer ran between batches because steady commits kept the background from starting the WAL over.",
+			func() int64 { _, n, _ := st.WALCheckpoints(); return n }),
+		counter("signet_store_wal_checkpoint_failures_total",
+			"SQLite WAL checkpoints that failed (disk full, I/O error); while they fail the WAL grows.",
+			func() int64 { _, _, n := st.WALCheckpoints(); return n }),
 	)
 }
 
@@ -73,13 +76,11 @@ func registerCommitStats(reg *prometheus.Registry, store signet.Store) {
 		return
 	}
 	reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "signet_store_commits_total",
-			Help: "Transactions the store's writer committed; each carries one or more requests (group commit).",
-		}, func() float64 { return float64(st.Stats().Commits) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "signet_store_committed_updates_total",
-			Help: "Successful write requests (Updates) the store's commits carried.",
-		}, func() float64 { return float64(st.Stats().Updates) }),
+		counter("signet_store_commits_total",
+			"Transactions the store's writer committed; each carries one or more requests (group commit).",
+			func() int64 { return st.Stats().Commits }),
+		counter("signet_store_committed_updates_total",
+			"Successful write requests (Updates) the store's commits carried.",
+			func() int64 { return st.Stats().Updates }),
 	)
 }
