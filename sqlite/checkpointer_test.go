@@ -155,7 +155,7 @@ func TestCheckpointerRestoredBackup(t *testing.T) {
 	key := mustKey(t)
 	appendN(t, db, 4)
 	backup := filepath.Join(t.TempDir(), "backup.db")
-	copyDB(t, db, path, backup)
+	copyDB(t, path, backup)
 	appendN(t, db, 4)
 	c := &auditlog.Checkpointer{Store: db, Key: key, Dir: dir}
 	if _, _, err := c.Checkpoint(ctx); err != nil {
@@ -179,7 +179,7 @@ func TestCheckpointerRestoredBackup(t *testing.T) {
 // copyDB takes a backup of the database as it stands (VACUUM INTO, one
 // consistent snapshot): copying the file, even after a checkpoint, races
 // the store's background checkpoints (walcheckpoint.go).
-func copyDB(t *testing.T, db *sqlite.DB, from, to string) {
+func copyDB(t *testing.T, from, to string) {
 	t.Helper()
 	rawExec(t, from, "VACUUM INTO ?", to)
 }
