@@ -53,15 +53,17 @@ const numAuditText = 17
 // holds the hash the next append links to.
 const lockAuditHead = `SELECT last_id, hash FROM audit_head FOR UPDATE`
 
-// appendAudit inserts events, from one array per column, and moves the
-// head to $1 (last ID) and $2 (its hash), in one statement.
-const appendAudit = `WITH appended AS (
-		INSERT INTO audit_events (id, occurred_at, expires_at, prev_hash, hash, ` + auditTextColumns + `)
-		SELECT * FROM unnest($3::bigint[], $4::timestamptz[], $5::timestamptz[], $6::bytea[], $7::bytea[],
-			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
-			$15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[],
-			$22::text[], $23::text[], $24::text[])
-	)
+// insertEvents inserts events from one array per column, $3 to $24 (the
+// arguments chainArgs builds, after the head's $1 and $2).
+const insertEvents = `INSERT INTO audit_events (id, occurred_at, expires_at, prev_hash, hash, ` + auditTextColumns + `)
+	SELECT * FROM unnest($3::bigint[], $4::timestamptz[], $5::timestamptz[], $6::bytea[], $7::bytea[],
+		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+		$15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[],
+		$22::text[], $23::text[], $24::text[])`
+
+// appendAudit inserts events and moves the head to $1 (last ID) and $2
+// (its hash), in one statement.
+const appendAudit = `WITH appended AS (` + insertEvents + `)
 	UPDATE audit_head SET last_id = $1, hash = $2`
 
 // appendAuditAt is appendAudit for a head the writer believes it knows:
@@ -72,11 +74,7 @@ const appendAudit = `WITH appended AS (
 const appendAuditAt = `WITH moved AS (
 		UPDATE audit_head SET last_id = $1, hash = $2 WHERE last_id = $25 AND hash = $26 RETURNING 1
 	)
-	INSERT INTO audit_events (id, occurred_at, expires_at, prev_hash, hash, ` + auditTextColumns + `)
-	SELECT * FROM unnest($3::bigint[], $4::timestamptz[], $5::timestamptz[], $6::bytea[], $7::bytea[],
-		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
-		$15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[],
-		$22::text[], $23::text[], $24::text[])
+	` + insertEvents + `
 	WHERE EXISTS (SELECT 1 FROM moved)`
 
 const auditQuery = `SELECT id, occurred_at, expires_at, prev_hash, hash, ` + auditTextColumns + ` FROM audit_events`
