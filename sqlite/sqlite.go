@@ -126,9 +126,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, err
 	}
 	db.prepareWrites(ctx)
-	c := cloneValues(common)
-	c.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walJournalLimit))
-	ckpt, err := sql.Open("sqlite", dsn(abs, c))
+	// The checkpointer's connection: journal_size_limit is the writer's,
+	// which starts the WAL over and so is the one that truncates it.
+	ckpt, err := sql.Open("sqlite", dsn(abs, common))
 	if err != nil {
 		db.Close()
 		return nil, signet.E(op, signet.Internal, "cannot open database", err)

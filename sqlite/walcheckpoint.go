@@ -48,9 +48,8 @@ const walJournalLimit = 64 << 20
 type walCheckpointer struct {
 	conn   *sql.DB // one connection, its own
 	ctx    context.Context
-	cancel context.CancelFunc // interrupts a checkpoint under way at close
+	cancel context.CancelFunc // stops the loop, interrupting a checkpoint under way
 	kick   chan struct{}
-	stop   chan struct{}
 	done   chan struct{}
 
 	closeOnce sync.Once
@@ -66,7 +65,6 @@ func (c *walCheckpointer) start(conn *sql.DB) {
 	c.conn = conn
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.kick = make(chan struct{}, 1)
-	c.stop = make(chan struct{})
 	c.done = make(chan struct{})
 	go c.loop()
 }
@@ -88,13 +86,13 @@ func (c *walCheckpointer) loop() {
 	for {
 		select {
 		case <-c.kick:
-		case <-c.stop:
+		case <-c.ctx.Done():
 			return
 		}
 		c.run()
 		select {
 		case <-time.After(walCheckpointInterval):
-		case <-c.stop:
+		case <-c.ctx.Done():
 			return
 		}
 	}
@@ -106,14 +104,20 @@ func (c *walCheckpointer) loop() {
 // is wrong with the disk.
 func (c *walCheckpointer) run() {
 	c.runs.Add(1)
-	var busy, log, done int64
-	if err := c.conn.QueryRowContext(c.ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &done); err != nil {
-		c.failed.Add(1)
-		return
-	}
-	if log >= walCatchUpFrames {
+	if log, ok := c.checkpoint(c.ctx, c.conn); ok && log >= walCatchUpFrames {
 		c.behind.Store(true)
 	}
+}
+
+// checkpoint runs a PASSIVE checkpoint on db and returns how many frames
+// the WAL holds; a failure is counted and reported as !ok.
+func (c *walCheckpointer) checkpoint(ctx context.Context, db *sql.DB) (log int64, ok bool) {
+	var busy, done int64
+	if err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &done); err != nil {
+		c.failed.Add(1)
+		return 0, false
+	}
+	return log, true
 }
 
 // catchUp runs on the writer between batches: when the background found
@@ -125,22 +129,18 @@ func (c *walCheckpointer) catchUp(ctx context.Context, write *sql.DB) {
 		return
 	}
 	c.caught.Add(1)
-	var busy, log, done int64
-	if err := write.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &done); err != nil {
-		c.failed.Add(1)
-	}
+	c.checkpoint(ctx, write)
 }
 
 // close stops the checkpointer and closes its connection. SQLite
 // checkpoints the WAL itself when the last connection to the file closes.
 // Closing again does nothing, as closing a DB twice did before.
 func (c *walCheckpointer) close() error {
-	if c.stop == nil {
+	if c.cancel == nil {
 		return nil
 	}
 	var err error
 	c.closeOnce.Do(func() {
-		close(c.stop)
 		c.cancel()
 		<-c.done
 		err = c.conn.Close()
