@@ -19,10 +19,7 @@ import (
 // writePresign writes resp with status 200, as writeJSON would.
 func writePresign(w http.ResponseWriter, resp *PresignResponse) {
 	b := resp.appendJSON(make([]byte, 0, 256+768*len(resp.Objects)))
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
+	writeJSONHeader(w, http.StatusOK)
 	w.Write(b)
 }
 

@@ -97,10 +97,16 @@ func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, err error,
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
+	writeJSONHeader(w, status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// writeJSONHeader sends the headers of a JSON answer with status.
+func writeJSONHeader(w http.ResponseWriter, status int) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
 }
 
 // maxBody bounds every JSON request body; a 10,000-object presign batch
