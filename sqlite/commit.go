@@ -77,12 +77,8 @@ func (db *DB) runBatch(reqs []*sqlstore.Request) {
 		return
 	}
 	finish := func(err error) { sqlstore.Finish(live, err) }
-	ctx := context.Background()
-	if db.WriteTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, db.WriteTimeout)
-		defer cancel()
-	}
+	ctx, cancel := deadline.Within(context.Background(), db.WriteTimeout)
+	defer cancel()
 	stx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		finish(storeError(op, err, ""))
