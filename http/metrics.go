@@ -66,6 +66,24 @@ func registerWALCheckpoints(reg *prometheus.Registry, store signet.Store) {
 	)
 }
 
+// registerAuditHeadRaces exports how often a PostgreSQL writer appended in
+// one round trip at the head it knew, and how often another replica had
+// moved the head meanwhile (postgres.DB.AuditHeadRaces).
+func registerAuditHeadRaces(reg *prometheus.Registry, store signet.Store) {
+	st, ok := store.(interface{ AuditHeadRaces() (known, moved int64) })
+	if !ok {
+		return
+	}
+	reg.MustRegister(
+		counter("signet_store_audit_known_head_appends_total",
+			"Batches of audit records this process appended in one round trip at the head of the chain it knew.",
+			func() int64 { n, _ := st.AuditHeadRaces(); return n }),
+		counter("signet_store_audit_head_moved_total",
+			"Batches of audit records sent at the head this process knew that found another replica had moved it, and were appended under its lock instead (two more round trips).",
+			func() int64 { _, n := st.AuditHeadRaces(); return n }),
+	)
+}
+
 // registerCommitStats exports the group commit counts of a store that
 // reports them (SQLite, PostgreSQL): the rate of the second over the first
 // is how many requests shared a commit and its fsync, which is what keeps

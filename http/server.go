@@ -85,6 +85,7 @@ func NewServer(cfg Config) *Server {
 	s.metrics = newMetrics(s.registry)
 	registerCommitStats(s.registry, s.store)
 	registerWALCheckpoints(s.registry, s.store)
+	registerAuditHeadRaces(s.registry, s.store)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealthz)

@@ -101,17 +101,17 @@ func TestAppendKnownHead(t *testing.T) {
 	for i := range 3 {
 		appendOne(a, fmt.Sprintf("a%d", i))
 	}
-	if a.head.fast != 2 || a.head.moved != 0 {
-		t.Errorf("after 3 appends from one writer: %d at the known head, %d found it moved; want 2 and 0", a.head.fast, a.head.moved)
+	if a.headRaces.known.Load() != 2 || a.headRaces.moved.Load() != 0 {
+		t.Errorf("after 3 appends from one writer: %d at the known head, %d found it moved; want 2 and 0", a.headRaces.known.Load(), a.headRaces.moved.Load())
 	}
 	appendOne(b, "b0")
 	appendOne(a, "a3")
-	if a.head.fast != 2 || a.head.moved != 1 {
-		t.Errorf("after another replica appended: %d at the known head, %d found it moved; want 2 and 1", a.head.fast, a.head.moved)
+	if a.headRaces.known.Load() != 2 || a.headRaces.moved.Load() != 1 {
+		t.Errorf("after another replica appended: %d at the known head, %d found it moved; want 2 and 1", a.headRaces.known.Load(), a.headRaces.moved.Load())
 	}
 	appendOne(a, "a4") // within headMovedPause: read under the lock
-	if a.head.fast != 2 || a.head.moved != 1 {
-		t.Errorf("right after the head moved: %d at the known head, %d found it moved; want 2 and 1", a.head.fast, a.head.moved)
+	if a.headRaces.known.Load() != 2 || a.headRaces.moved.Load() != 1 {
+		t.Errorf("right after the head moved: %d at the known head, %d found it moved; want 2 and 1", a.headRaces.known.Load(), a.headRaces.moved.Load())
 	}
 	verifyDB(t, a, 6)
 	err := a.View(t.Context(), func(tx signet.Tx) error {

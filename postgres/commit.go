@@ -295,6 +295,15 @@ func (h *knownHead) learn(args []any) {
 	h.ok, h.last, h.hash = true, args[0].(int64), args[1].([]byte)
 }
 
+// AuditHeadRaces reports how many batches of audit appends this process
+// committed in one round trip at the head it knew (appendOnly), and how
+// many it sent that way but found the head moved by another replica, and
+// appended under the head's lock instead. A rising second count means replicas append at
+// the same time; each such batch costs two more round trips.
+func (db *DB) AuditHeadRaces() (known, moved int64) {
+	return db.headRaces.known.Load(), db.headRaces.moved.Load()
+}
+
 // knownHead is the head of the chain as this process's writer last moved
 // it, so that the next batch of appends can be sent without reading it
 // first (appendOnly). Only the writer goroutine uses it.
@@ -303,8 +312,6 @@ type knownHead struct {
 	last      int64
 	hash      []byte
 	skipUntil time.Time // after another replica moved the head: read it first until then
-	// Batches sent at the known head, and those that found it moved.
-	fast, moved int
 }
 
 // headMovedPause is how long, after another replica moved the head under
@@ -346,7 +353,7 @@ func (db *DB) appendOnly(ctx context.Context, events []*signet.AuditEvent) error
 		}
 		switch inserted {
 		case int64(len(events)):
-			h.fast++
+			db.headRaces.known.Add(1)
 			committed = true
 			h.learn(args)
 			return nil
@@ -361,7 +368,7 @@ func (db *DB) appendOnly(ctx context.Context, events []*signet.AuditEvent) error
 		}
 		// Another replica moved the head: nothing was inserted, and the
 		// empty transaction committed. Read the head, under its lock.
-		h.moved++
+		db.headRaces.moved.Add(1)
 		h.skipUntil = time.Now().Add(headMovedPause)
 	}
 	var lock pgx.Batch

@@ -82,6 +82,9 @@ type DB struct {
 	commits atomic.Int64
 	grouped atomic.Int64
 	head    knownHead // the writer's alone
+	// Batches appended at the known head, and those that found it moved
+	// (AuditHeadRaces); the writer counts, /metrics reads.
+	headRaces struct{ known, moved atomic.Int64 }
 }
 
 // Open connects to the database at url (a postgres:// URL as pgx accepts
