@@ -58,7 +58,8 @@
 // collides with a folder or the other way round); too_large (413);
 // internal (500); with Options.Revoked, revoked (403, the URL's grant was
 // revoked) and revocation_unknown (503, the check failed, so the request
-// is refused). Details never hold the URL or its signature. A PUT
+// is refused). Details never hold the URL or its signature; request_id is
+// the X-Request-Id of the answer, which every answer carries. A PUT
 // answers 200 with the ETag (the quoted hex SHA-256 of the bytes); GET and
 // HEAD support ranges and conditional requests, and serve objects with
 // "X-Content-Type-Options: nosniff" and a sandboxing Content-Security-Policy

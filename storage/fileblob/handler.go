@@ -62,9 +62,27 @@ func fsProblem(err error) *problem {
 
 // access collects what the access log records of a request.
 type access struct {
+	requestID          string
 	bucket, key, grant string
 	bytesIn            int64
 	err                error
+}
+
+// requestIDHeader names a request in its answer. The API server sets it
+// before the store's handler runs (http.Server.observe); a store served
+// on its own sets one itself.
+const requestIDHeader = "X-Request-Id"
+
+// requestID returns the id the answer on w carries, setting a new one
+// when it has none.
+func requestID(w http.ResponseWriter) string {
+	h := w.Header()
+	id := h.Get(requestIDHeader)
+	if id == "" {
+		id = signet.NewID(10)
+		h.Set(requestIDHeader, id)
+	}
+	return id
 }
 
 // ServeHTTP serves signed URLs at /blob/{bucket}/{key...}: mount the Store
@@ -75,11 +93,11 @@ type access struct {
 // never with its query.
 func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
-	a := &access{}
+	a := &access{requestID: requestID(w)}
 	ip := s.clientIP(r)
 	if p := s.serve(sw, r, a, ip); p != nil {
 		a.err = p.err
-		writeProblem(sw, p)
+		writeProblem(sw, p, a.requestID)
 	}
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
@@ -275,18 +293,20 @@ func (s *Store) putObject(w http.ResponseWriter, r *http.Request, c *claims, a *
 	return nil
 }
 
-// writeProblem answers p as RFC 9457 problem+json.
-func writeProblem(w http.ResponseWriter, p *problem) {
+// writeProblem answers p as RFC 9457 problem+json, with the request's id
+// as the API's problems carry it (http.Problem.RequestID).
+func writeProblem(w http.ResponseWriter, p *problem, requestID string) {
 	h := w.Header()
 	for _, k := range []string{"ETag", "Last-Modified", "Content-Range", "Accept-Ranges", "Content-Security-Policy", "Content-Encoding"} {
 		h.Del(k)
 	}
 	body, _ := json.Marshal(map[string]any{
-		"type":   "about:blank",
-		"title":  http.StatusText(p.status),
-		"status": p.status,
-		"code":   p.code,
-		"detail": p.detail,
+		"type":       "about:blank",
+		"title":      http.StatusText(p.status),
+		"status":     p.status,
+		"code":       p.code,
+		"detail":     p.detail,
+		"request_id": requestID,
 	})
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
