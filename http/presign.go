@@ -1,11 +1,14 @@
 package http
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/signetdev/signet"
@@ -83,6 +86,35 @@ func operation(op string) (signet.Permission, string, string, error) {
 		return signet.PermWrite, http.MethodPut, signet.ActionPresignUpload, nil
 	}
 	return 0, "", signet.ActionPresignDownload, signet.Errorf(signet.Invalid, `operation must be "download" or "upload"`)
+}
+
+// bodyOperation reads the operation of a presign body that did not decode,
+// for its audit record, as leniently as can be: with invalid UTF-8
+// replaced, unknown members and values of other types skipped, and up to
+// the first syntax error. Like encoding/json it matches the member's name
+// without regard to case and keeps the last one. It returns "" when body
+// names no operation before it breaks off.
+func bodyOperation(body []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ""
+	}
+	op := ""
+	for {
+		tok, err := dec.Token()
+		name, ok := tok.(string)
+		if err != nil || !ok { // the end of the object, or of what can be read
+			return op
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return op
+		}
+		var s *string
+		if strings.EqualFold(name, "operation") && json.Unmarshal(v, &s) == nil && s != nil {
+			op = *s
+		}
+	}
 }
 
 // access is what a data-plane request may use once authorised: the team,
@@ -181,8 +213,9 @@ func (s *Server) openBucket(ctx context.Context, c *signet.Connector, cred *sign
 func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 	team := r.PathValue("team")
 	var req PresignRequest
-	if err := decode(w, r, &req); err != nil {
-		ev := s.event(r, signet.ActionPresignDownload)
+	if body, err := decodeBody(w, r, &req); err != nil {
+		_, _, action, _ := operation(bodyOperation(body))
+		ev := s.event(r, action)
 		ev.Team = team
 		if key, ok := refusedKey(err); ok {
 			ev.ObjectKey = auditKey(key)

@@ -116,13 +116,21 @@ const maxBody = 8 << 20
 // decode reads exactly one JSON value into v, refusing unknown fields,
 // trailing data and bodies over maxBody.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	_, err := decodeBody(w, r, v)
+	return err
+}
+
+// decodeBody is decode that also returns the bytes of the body it read,
+// only the first ones when reading failed, for a caller that reads more
+// from a refused body.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return signet.Errorf(signet.TooLarge, "request body exceeds %d bytes", maxBody)
+			return body, signet.Errorf(signet.TooLarge, "request body exceeds %d bytes", maxBody)
 		}
-		return signet.E("decode", signet.Invalid, "reading request body", err)
+		return body, signet.E("decode", signet.Invalid, "reading request body", err)
 	}
 	// encoding/json would silently replace invalid UTF-8 with U+FFFD,
 	// rewriting keys; refuse such bodies instead, as a whole. When the
@@ -130,23 +138,23 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if !utf8.Valid(body) {
 		if _, ok := v.(keyedRequest); ok {
 			if key, ok := invalidUTF8Key(body); ok {
-				return &keyError{key: key, err: signet.Errorf(signet.InvalidKey, "invalid key: must be valid UTF-8")}
+				return body, &keyError{key: key, err: signet.Errorf(signet.InvalidKey, "invalid key: must be valid UTF-8")}
 			}
 		}
-		return signet.Errorf(signet.Invalid, "request body is not valid UTF-8")
+		return body, signet.Errorf(signet.Invalid, "request body is not valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) {
-			return signet.Errorf(signet.Invalid, "request body is empty")
+			return body, signet.Errorf(signet.Invalid, "request body is empty")
 		}
-		return signet.E("decode", signet.Invalid, "malformed JSON body: "+jsonProblem(err), err)
+		return body, signet.E("decode", signet.Invalid, "malformed JSON body: "+jsonProblem(err), err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return signet.Errorf(signet.Invalid, "malformed JSON body: trailing data after the JSON value")
+		return body, signet.Errorf(signet.Invalid, "malformed JSON body: trailing data after the JSON value")
 	}
-	return nil
+	return body, nil
 }
 
 // jsonProblem describes a decoding error without echoing input values.
