@@ -70,7 +70,11 @@ func (s *Server) auditFilter(r *http.Request) (signet.AuditFilter, error) {
 		}
 		return nil
 	})
-	if err == nil && len(f.Teams) == 0 {
+	switch {
+	case err != nil || len(f.Teams) > 0:
+	case f.Team != "":
+		err = signet.Errorf(signet.PermissionDenied, "%s is not an admin of team %q; only its admins and instance admins may read its audit log", a.User, f.Team)
+	default:
 		err = signet.Errorf(signet.PermissionDenied, "only instance admins and team admins may read the audit log")
 	}
 	return f, err

@@ -208,3 +208,25 @@ func TestAuditQueryInvalid(t *testing.T) {
 		t.Errorf("%d invalid audit reads recorded, want 10", n)
 	}
 }
+
+// TestAuditReadDenied checks that a refused audit read says why: a team
+// admin asking for another team is told she is not an admin of that
+// team, not that only admins may read the log.
+func TestAuditReadDenied(t *testing.T) {
+	e := newEnv(t)
+	ml := e.seed("ml", "admin", "member")
+	e.seed("default")
+	for _, tc := range []struct{ who, query, team string }{
+		{"admin", "team=default", "default"},
+		{"member", "team=ml", "ml"},
+		{"member", "", ""},
+	} {
+		a := e.do("GET", "/v1/audit?"+tc.query, ml[tc.who], "")
+		wantProblem(t, a, 403, string(signet.PermissionDenied))
+		var p struct{ Detail string }
+		json.Unmarshal(a.Body, &p)
+		if named := strings.Contains(p.Detail, fmt.Sprintf("team %q", tc.team)); named != (tc.team != "") {
+			t.Errorf("%s of ml asking ?%s: detail %q; names team %q: %v, want %v", tc.who, tc.query, p.Detail, tc.team, named, !named)
+		}
+	}
+}
