@@ -11,9 +11,10 @@ import (
 // Issued versus used: signet records every URL it issues with a grant id
 // (AuditEvent.GrantID), and stores carry that id in the URL's query
 // (GrantParam). The stores' own access records (MinIO's audit webhook, S3
-// server access logs) are ingested as UsageEvents and joined to the audit
-// log by grant id, to tell which issued URLs were used, from where, how
-// many bytes moved, and which were never used. See docs/audit.md.
+// server access logs), and the built-in local store's record of what it
+// served, are stored as UsageEvents and joined to the audit log by grant
+// id, to tell which issued URLs were used, from where, how many bytes
+// moved, and which were never used. See docs/audit.md.
 
 // GrantParam is the query parameter that carries the grant id in the URLs
 // of the S3, GCS and Azure drivers.
@@ -23,6 +24,11 @@ const GrantParam = "x-signet-grant"
 const (
 	UsageSourceMinIO       = "minio"         // MinIO's audit webhook
 	UsageSourceS3AccessLog = "s3-access-log" // S3 server access log lines
+	// UsageSourceLocal is the built-in local store reporting the requests
+	// it served itself: Operation is GetObject, HeadObject, PutObject or
+	// PutObjectPart (MinIO's names), RequestID the X-Request-Id it
+	// answered with.
+	UsageSourceLocal = "local"
 )
 
 // IngestSetting is the prefix of the instance setting that lets a user

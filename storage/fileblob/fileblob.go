@@ -65,6 +65,12 @@ type Options struct {
 	// with 403 "revoked", and an error refuses it with 503
 	// "revocation_unknown" (fail closed).
 	Revoked RevokedFunc
+	// OnServe, when set, is given a report of each request made with a
+	// well-formed grant id (signed or not, served or refused) once its
+	// answer is written, on the request's goroutine: it must not block.
+	// The report holds no query, signature or header; its Source is
+	// signet.UsageSourceLocal and its RequestID the answer's X-Request-Id.
+	OnServe func(*signet.UsageEvent)
 	// KeyFile is the file Keys were loaded from, and ListenAddr the
 	// address the server listens on; both only inform Diagnose (the key's
 	// age, a loopback BaseURL on a server others can reach). Optional.
@@ -83,6 +89,7 @@ type Store struct {
 	clientIP func(*http.Request) netip.Addr
 	maxSize  int64
 	revoked  RevokedFunc
+	onServe  func(*signet.UsageEvent)
 	keyFile  string // Options.KeyFile, for Diagnose
 	listen   string // Options.ListenAddr, for Diagnose
 	// Striped locks: uploadLocks serialize changes to one upload and
@@ -121,6 +128,7 @@ func Open(root string, opts Options) (*Store, error) {
 		clientIP: opts.ClientIP,
 		maxSize:  opts.MaxObjectSize,
 		revoked:  opts.Revoked,
+		onServe:  opts.OnServe,
 		keyFile:  opts.KeyFile,
 		listen:   opts.ListenAddr,
 	}

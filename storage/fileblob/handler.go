@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/storage"
@@ -64,6 +66,10 @@ func fsProblem(err error) *problem {
 type access struct {
 	requestID          string
 	bucket, key, grant string
+	// claimed is the grant id of a well-formed query, before its
+	// signature is checked, and operation the request's name for
+	// Options.OnServe.
+	claimed, operation string
 	bytesIn            int64
 	err                error
 }
@@ -90,7 +96,8 @@ func requestID(w http.ResponseWriter) string {
 // Refusals are application/problem+json documents with the stable codes
 // listed in the package documentation. Each request is logged once at Info level with its
 // method, bucket, key, grant id, status, byte counts and client address,
-// never with its query.
+// never with its query; and reported to Options.OnServe when it carries a
+// well-formed grant id.
 func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	a := &access{requestID: requestID(w)}
@@ -115,6 +122,50 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		attrs = append(attrs, slog.String("err", a.err.Error()))
 	}
 	s.log.LogAttrs(r.Context(), level, "blob", attrs...)
+	if s.onServe != nil && a.claimed != "" {
+		s.onServe(a.usage(r.Method, sw, ip, s.now()))
+	}
+}
+
+// usage reports a request answered on w at time now.
+func (a *access) usage(method string, w *statusWriter, ip netip.Addr, now time.Time) *signet.UsageEvent {
+	e := &signet.UsageEvent{
+		Time: now, Source: signet.UsageSourceLocal, RequestID: a.requestID, GrantID: a.claimed,
+		Bucket: a.bucket, ObjectKey: a.key, Method: method, Operation: a.operation,
+		Status: w.status, BytesSent: w.bytes, BytesReceived: a.bytesIn,
+	}
+	if e.Status == 0 { // net/http answers 200 for a handler that wrote nothing
+		e.Status = http.StatusOK
+	}
+	if ip.IsValid() {
+		e.RemoteAddr = ip.String()
+	}
+	return e
+}
+
+// claimedGrant returns the grant id of a query that is not a signed
+// URL's, when it has one well-formed grant id, and whether it names an
+// upload (a part's PUT).
+func claimedGrant(rawQuery string) (grant string, part bool) {
+	q, _ := url.ParseQuery(rawQuery) // what parsed before an error will do
+	g := q[paramGrant]
+	if len(g) != 1 || g[0] == "" || len(g[0]) > 128 || !storage.IsToken(g[0]) {
+		return "", false
+	}
+	return g[0], q.Has(paramUpload)
+}
+
+// operation names a request as MinIO's audit log does.
+func operation(method string, part bool) string {
+	switch {
+	case method == http.MethodGet:
+		return "GetObject"
+	case method == http.MethodHead:
+		return "HeadObject"
+	case part:
+		return "PutObjectPart"
+	}
+	return "PutObject"
 }
 
 func (s *Store) serve(w http.ResponseWriter, r *http.Request, a *access, ip netip.Addr) *problem {
@@ -144,7 +195,8 @@ func (s *Store) serve(w http.ResponseWriter, r *http.Request, a *access, ip neti
 // path names a valid bucket and key, its query is well formed and signed by
 // a known key, it has not expired, it was signed for method and, when it is
 // bound to a network, ip is inside it. It touches no file. It fills a's
-// bucket, key and grant as they become trustworthy.
+// bucket, key and grant as they become trustworthy, and its claimed grant
+// and operation once the query is well formed.
 func (s *Store) authorize(method, urlPath, rawQuery string, ip netip.Addr, a *access) (*claims, *problem) {
 	rest, ok := strings.CutPrefix(urlPath, "/blob/")
 	bucket, key, _ := strings.Cut(rest, "/")
@@ -159,9 +211,14 @@ func (s *Store) authorize(method, urlPath, rawQuery string, ip netip.Addr, a *ac
 
 	c, sig, reason := parseQuery(rawQuery)
 	if c == nil {
+		// A refused attempt is still worth reporting (a corrupted
+		// signature, an extended expiry) when its grant id is well formed.
+		grant, part := claimedGrant(rawQuery)
+		a.claimed, a.operation = grant, operation(method, part)
 		return nil, newProblem(http.StatusForbidden, codeSignatureInvalid, "invalid signed URL: "+reason)
 	}
 	c.Bucket, c.Key = bucket, key
+	a.claimed, a.operation = c.GrantID, operation(method, c.UploadID != "")
 	if !s.verify(c, sig) {
 		return nil, newProblem(http.StatusForbidden, codeSignatureInvalid, "the URL's signature does not match")
 	}
