@@ -11,9 +11,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -148,12 +150,46 @@ func (env *Env) print(v any, header []string, rows func(add func(cols ...any))) 
 	rows(func(cols ...any) {
 		s := make([]string, len(cols))
 		for i, c := range cols {
-			s[i] = fmt.Sprint(c)
+			s[i] = tableCell(fmt.Sprint(c))
 		}
 		fmt.Fprintln(tw, strings.Join(s, "\t"))
 	})
 	return tw.Flush()
 }
+
+// tableCell renders s for a table cell. Cells hold what others chose
+// (refused object keys, user agents, names), so every character that a
+// terminal or the table would act on rather than show is escaped as in a
+// Go string literal: control characters (tab and newline among them,
+// which end a cell or a row), DEL, C1 controls, other non-printing runes
+// such as bidirectional overrides, and bytes that are not UTF-8. A
+// backslash is doubled, so an escape in the output always stands for the
+// byte it names and never for the text of one.
+func tableCell(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r == '\\' || r == utf8.RuneError || !printable(r) }) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\\':
+			b.WriteString(`\\`)
+		case printable(r):
+			b.WriteString(s[i : i+size])
+		default:
+			q := strconv.QuoteRune(r) // '\n', '\x1b', '\u0085'
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// printable reports whether a table shows r as itself.
+func printable(r rune) bool { return r == ' ' || strconv.IsPrint(r) }
 
 // withClient adapts a verb that talks to the API into a cobra RunE: it
 // builds the client from SIGNET_ADDR and SIGNET_TOKEN, so a missing token

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/signetdev/signet"
+)
+
+func TestTableCell(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"datasets/a b.csv", "datasets/a b.csv"},
+		{"héllo 世界", "héllo 世界"},
+		{"x\n999\tadmin", `x\n999\tadmin`},
+		{"\x1b]0;pwned\a\x1b[2J", `\x1b]0;pwned\a\x1b[2J`},
+		{"del\x7f c1\u0085\u009b", `del\x7f c1\u0085\u009b`},
+		{"bidi\u202egnp.exe", `bidi\u202egnp.exe`},
+		{"bad\xff\xc3", `bad\xff\xc3`},
+		{`a\nb`, `a\\nb`}, // text that looks like an escape is not one
+		{"\r\v\f\x00", `\r\v\f\x00`},
+	} {
+		if got := tableCell(tt.in); got != tt.want {
+			t.Errorf("tableCell(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// rawControl reports the first byte of s that a table must never print:
+// a control character other than the newline ending each row, or a byte
+// that is not UTF-8.
+func rawControl(s string) (byte, bool) {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size == 1) || (r < 0x20 && r != '\n') || (r >= 0x7f && r <= 0x9f) {
+			return s[i], true
+		}
+		i += size
+	}
+	return 0, false
+}
+
+// TestTableEscapes has an attacker-chosen object key, refused and
+// recorded byte for byte, try to forge a row of `signet audit list` and
+// reach the terminal with escape sequences: the table keeps one line per
+// event and prints no control byte, while --json keeps the key exact.
+func TestTableEscapes(t *testing.T) {
+	admin := serverWithTeams(t)
+	forged := "x\n999\t2026-01-01T00:00:00Z\tadmin\tml\tteam.delete\tallowed\x1b]0;owned\a\x1b[2J\u0085\u202e\xff"
+	admin.run("presign", "get", "default", forged)
+
+	table := admin.must("audit", "list", "--limit", "1000")
+	var evs []*signet.AuditEvent
+	if err := json.Unmarshal([]byte(admin.must("audit", "list", "--limit", "1000", "--json")), &evs); err != nil {
+		t.Fatal(err)
+	}
+	if b, ok := rawControl(table); ok {
+		t.Errorf("audit list printed the raw byte %#x:\n%q", b, table)
+	}
+	// The --json read is one event more than the table showed: the
+	// table's own audit.read.
+	if lines := strings.Count(table, "\n"); lines != len(evs) {
+		t.Errorf("audit list printed %d lines for %d events; want a header and one line each:\n%s", lines, len(evs)-1, table)
+	}
+	if strings.Contains(table, "\n999") {
+		t.Errorf("audit list shows a forged row:\n%s", table)
+	}
+	found := false
+	for _, e := range evs {
+		found = found || e.ObjectKey == strings.ToValidUTF8(forged, "\uFFFD")
+	}
+	if !found {
+		t.Errorf("audit list --json lacks the refused key %q", forged)
+	}
+
+	// Every table goes through the same printer.
+	var out bytes.Buffer
+	env := &Env{Stdout: &out}
+	env.print(nil, []string{"A", "B"}, func(add func(...any)) { add("one\ttwo", "three\nfour") })
+	if got := strings.Count(out.String(), "\n"); got != 2 {
+		t.Errorf("print wrote %d lines for one row:\n%s", got, out.String())
+	}
+}
