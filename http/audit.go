@@ -29,27 +29,13 @@ func (s *Server) auditFilter(r *http.Request) (signet.AuditFilter, error) {
 		return f, signet.Errorf(signet.Invalid, "outcome must be %s, %s or %s",
 			signet.OutcomeAllowed, signet.OutcomeDenied, signet.OutcomeError)
 	}
-	for _, b := range []struct {
-		name string
-		t    *time.Time
-	}{{"since", &f.Since}, {"until", &f.Until}} {
-		v := q.Get(b.name)
-		if v == "" {
-			continue
-		}
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			return f, signet.Errorf(signet.Invalid, "%s must be an RFC 3339 time such as 2026-01-02T15:04:05Z", b.name)
-		}
-		*b.t = t
-	}
-	if !f.Since.IsZero() && !f.Until.IsZero() && f.Until.Before(f.Since) {
-		return f, signet.Errorf(signet.Invalid, "until is before since")
+	var err error
+	if f.Since, f.Until, err = timeRange(q); err != nil {
+		return f, err
 	}
 	if err := f.Check(); err != nil {
 		return f, err
 	}
-	var err error
 	if f.AfterID, f.Limit, err = pageQuery(q); err != nil {
 		return f, err
 	}
@@ -78,6 +64,29 @@ func (s *Server) auditFilter(r *http.Request) (signet.AuditFilter, error) {
 		err = signet.Errorf(signet.PermissionDenied, "only instance admins and team admins may read the audit log")
 	}
 	return f, err
+}
+
+// timeRange reads the since and until of a query: RFC 3339 times, zero
+// when absent, and until not before since.
+func timeRange(q url.Values) (since, until time.Time, err error) {
+	for _, b := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &since}, {"until", &until}} {
+		v := q.Get(b.name)
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return since, until, signet.Errorf(signet.Invalid, "%s must be an RFC 3339 time such as 2026-01-02T15:04:05Z", b.name)
+		}
+		*b.t = t
+	}
+	if !since.IsZero() && !until.IsZero() && until.Before(since) {
+		return since, until, signet.Errorf(signet.Invalid, "until is before since")
+	}
+	return since, until, nil
 }
 
 // pageQuery reads the cursor (the id after which a page starts) and limit

@@ -3,7 +3,6 @@ package http
 import (
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/signetdev/signet"
 )
@@ -32,19 +31,7 @@ func parseUsageQuery(r *http.Request) (usageQuery, error) {
 	q := r.URL.Query()
 	var u usageQuery
 	var err error
-	parseTime := func(name string) time.Time {
-		v := q.Get(name)
-		if v == "" || err != nil {
-			return time.Time{}
-		}
-		t, perr := time.Parse(time.RFC3339Nano, v)
-		if perr != nil {
-			err = signet.Errorf(signet.Invalid, "%s must be an RFC 3339 time", name)
-		}
-		return t
-	}
-	u.f.Since, u.f.Until = parseTime("since"), parseTime("until")
-	if err != nil {
+	if u.f.Since, u.f.Until, err = timeRange(q); err != nil {
 		return u, err
 	}
 	if u.f.AfterID, u.f.Limit, err = pageQuery(q); err != nil {
