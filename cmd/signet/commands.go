@@ -659,11 +659,7 @@ func newAuditCmd(env *Env) *cobra.Command {
 			}
 			err := env.print(evs, []string{"ID", "TIME", "ACTOR", "TEAM", "ACTION", "OUTCOME", "OBJECT", "DETAIL"}, func(add func(...any)) {
 				for _, e := range evs {
-					detail := e.Reason
-					if detail == "" {
-						detail = e.Target
-					}
-					add(e.ID, e.Time.Format(time.RFC3339), dashIfEmpty(e.ActorUser), dashIfEmpty(e.Team), e.Action, e.Outcome, dashIfEmpty(e.ObjectKey), dashIfEmpty(detail))
+					add(e.ID, e.Time.Format(time.RFC3339), dashIfEmpty(e.ActorUser), dashIfEmpty(e.Team), e.Action, e.Outcome, dashIfEmpty(e.ObjectKey), auditDetail(e))
 				}
 			})
 			if err == nil && next != "" && !env.jsonOut {
@@ -689,6 +685,18 @@ func newAuditCmd(env *Env) *cobra.Command {
 	cmd.AddCommand(list, export, newAuditVerifyCmd(env), newAuditPubkeyCmd(env), newAuditCheckpointCmd(env), newAuditPruneCmd(env))
 	cmd.AddCommand(newAuditUsageCmd(env), newAuditIngestCmd(env), newAuditIngesterCmd(env))
 	return cmd
+}
+
+// auditDetail is the DETAIL column of an audit event: its target (whom
+// or what an admin change was about) and its reason, either or both.
+func auditDetail(e *signet.AuditEvent) string {
+	switch {
+	case e.Target != "" && e.Reason != "":
+		return e.Target + ": " + e.Reason
+	case e.Target != "":
+		return e.Target
+	}
+	return dashIfEmpty(e.Reason)
 }
 
 func dashIfEmpty(s string) string {

@@ -83,3 +83,21 @@ func TestTableEscapes(t *testing.T) {
 		t.Errorf("print wrote %d lines for one row:\n%s", got, out.String())
 	}
 }
+
+// TestAuditListDetail checks that the DETAIL column of `signet audit
+// list` shows both whom an admin change was about and its reason.
+func TestAuditListDetail(t *testing.T) {
+	admin := serverWithTeams(t, "ml")
+	admin.must("user", "create", "alice")
+	admin.must("member", "add", "ml", "alice", "--role", "admin")
+	table := admin.must("audit", "list", "--action", "member.add")
+	var row string
+	for _, l := range strings.Split(table, "\n") {
+		if strings.Contains(l, "member.add") {
+			row = l
+		}
+	}
+	if !strings.Contains(row, "alice") || !strings.Contains(row, "role admin") {
+		t.Errorf("audit list shows member.add as %q; want its target alice and its reason, role admin\n%s", row, table)
+	}
+}
