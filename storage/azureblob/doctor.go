@@ -105,7 +105,7 @@ func (b *Backend) checkContainer(ctx context.Context) (driver.Check, string) {
 	if err != nil {
 		date := errorDate(err)
 		c.Status = driver.CheckFail
-		c.Detail = fmt.Sprintf("cannot list %s in container %s: %s", orWhole(b.prefix), b.container, describeErr(err))
+		c.Detail = "cannot list " + b.listed() + ": " + describeErr(err)
 		switch code := errCode(err); {
 		case code == "ContainerNotFound":
 			c.Fix = fmt.Sprintf("create the container (az storage container create --account-name %s --name %s --auth-mode login) or correct the connector's bucket", b.account, b.container)
@@ -349,8 +349,10 @@ func errCode(err error) string {
 	return ""
 }
 
-// describeErr names an error by the store's code and status, or by its
-// signet code, never by message text (which may quote the request).
+// describeErr names an error by the store's code and status, by its
+// signet code, or, when the store did not answer, by the cause (connection
+// refused, DNS, timeout), never by message text (which may quote the
+// request).
 func describeErr(err error) string {
 	var re *azcore.ResponseError
 	if errors.As(err, &re) {
@@ -362,7 +364,7 @@ func describeErr(err error) string {
 	if code := signet.ErrorCode(err); code != "" && code != signet.Internal {
 		return string(code)
 	}
-	return "no answer from the store (" + string(storeCode(err)) + ")"
+	return "no answer from the store (" + driver.NoAnswerCause(err, string(storeCode(err))) + ")"
 }
 
 func errorDate(err error) string {
@@ -378,6 +380,15 @@ func nonEmpty(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// listed names what the container check lists: "container C", or
+// "prefix P in container C".
+func (b *Backend) listed() string {
+	if b.prefix == "" {
+		return "container " + b.container
+	}
+	return "prefix " + b.prefix + " in container " + b.container
 }
 
 func orWhole(prefix string) string {

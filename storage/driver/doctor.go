@@ -2,9 +2,15 @@ package driver
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/netip"
+	"syscall"
 	"time"
 )
 
@@ -80,4 +86,51 @@ func ClockCheck(now time.Time, date string, fail time.Duration, refusal string) 
 		c.Status = CheckOK
 	}
 	return c
+}
+
+// NoAnswerCause names, for a check's detail, why a request to the store
+// got no answer: connection refused or reset, an unreachable host, a DNS
+// failure (naming the host), a timeout, a TLS failure; fallback when the
+// cause is none of those. It never quotes err's text, which may hold the
+// request's URL, and so a signature or credentials.
+func NoAnswerCause(err error, fallback string) string {
+	var (
+		dns      *net.DNSError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		record   tls.RecordHeaderError
+		ne       net.Error
+	)
+	switch {
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return "DNS: no such host " + dns.Name
+	case errors.As(err, &dns) && dns.IsTimeout:
+		return "DNS lookup of " + dns.Name + " timed out"
+	case errors.As(err, &dns):
+		return "DNS lookup of " + dns.Name + " failed"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "host unreachable"
+	case errors.Is(err, syscall.ENETUNREACH):
+		return "network unreachable"
+	case errors.As(err, &unknown):
+		return "TLS: certificate signed by an unknown authority"
+	case errors.As(err, &hostname):
+		return "TLS: certificate not valid for " + hostname.Host
+	case errors.As(err, &invalid):
+		return "TLS: certificate not valid (expired, not yet valid or not for this use)"
+	case errors.As(err, &record):
+		return "TLS: the endpoint does not speak TLS (is it http://?)"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed before an answer"
+	}
+	return fallback
 }

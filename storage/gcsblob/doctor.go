@@ -160,7 +160,7 @@ func (b *Backend) checkBucket(ctx context.Context, missing bool) (driver.Check, 
 		return c, date
 	}
 	c.Status = driver.CheckFail
-	c.Detail = fmt.Sprintf("cannot list %s in bucket %s: %s", orWhole(b.prefix), b.bucket, describeErr(err))
+	c.Detail = "cannot list " + b.listed() + ": " + describeErr(err)
 	var se *storeErr
 	date := ""
 	if errors.As(err, &se) {
@@ -211,7 +211,7 @@ func (b *Backend) bucketMetadata(ctx context.Context) (*bucketMeta, error) {
 	}
 	resp, err := b.client.Do(req)
 	if err != nil {
-		return nil, &metaErr{what: "no answer from the JSON API (" + string(storeCode(&transportErr{cause: unwrapURLError(err)})) + ")", token: ts != nil}
+		return nil, &metaErr{what: "no answer from the JSON API (" + driver.NoAnswerCause(err, string(storeCode(&transportErr{cause: unwrapURLError(err)}))) + ")", token: ts != nil}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -504,8 +504,9 @@ func (b *Backend) checkNetwork(opts *driver.DiagnoseOptions, m *bucketMeta, err 
 	return c
 }
 
-// describeErr names an error by the store's code and status, never its
-// message.
+// describeErr names an error by the store's code and status, or, when the
+// store did not answer, by the cause (connection refused, DNS, timeout),
+// never by its message.
 func describeErr(err error) string {
 	var se *storeErr
 	if errors.As(err, &se) {
@@ -517,7 +518,16 @@ func describeErr(err error) string {
 	if code := signet.ErrorCode(err); code != "" && code != signet.Internal {
 		return string(code)
 	}
-	return "no answer from the store (" + string(storeCode(err)) + ")"
+	return "no answer from the store (" + driver.NoAnswerCause(err, string(storeCode(err))) + ")"
+}
+
+// listed names what the bucket check lists: "bucket B", or "prefix P in
+// bucket B".
+func (b *Backend) listed() string {
+	if b.prefix == "" {
+		return "bucket " + b.bucket
+	}
+	return "prefix " + b.prefix + " in bucket " + b.bucket
 }
 
 func orWhole(prefix string) string {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -227,4 +228,18 @@ func TestGCSDiagnoseMetadata(t *testing.T) {
 	wrong := gcsDiagnose(t, be, opts)
 	storagetest.WantCheck(t, wrong, "credentials", driver.CheckFail, "SignatureDoesNotMatch (HTTP 403)")
 	storagetest.WantCheck(t, wrong, "bucket", driver.CheckSkip, "refused the credentials")
+}
+
+// TestGCSDiagnoseUnreachable: a store that does not answer is reported as
+// such, with the cause.
+func TestGCSDiagnoseUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	checks := gcsDiagnose(t, hmacBackend(t, "nlp-data", "http://"+addr, nil), nil)
+	storagetest.WantCheck(t, checks, "bucket", driver.CheckFail, "cannot list prefix ml/ in bucket nlp-data: no answer from the store (connection refused)")
+	storagetest.WantCheck(t, checks, "lifecycle", driver.CheckWarn, "no answer from the JSON API (connection refused)")
 }

@@ -115,7 +115,7 @@ func (b *Backend) checkBucket(ctx context.Context) (driver.Check, string) {
 	})
 	if err != nil {
 		date := errorDate(err)
-		c.Status, c.Detail = driver.CheckFail, fmt.Sprintf("cannot list %s in bucket %s: %s", orWhole(b.prefix), b.bucket, describeErr(err))
+		c.Status, c.Detail = driver.CheckFail, "cannot list "+b.listed()+": "+describeErr(err)
 		switch apiCode(err) {
 		case "NoSuchBucket":
 			c.Fix = fmt.Sprintf("create the bucket (aws s3 mb s3://%s --region %s) or correct the connector's bucket", b.bucket, b.region)
@@ -477,12 +477,15 @@ func apiCode(err error) string {
 	return ""
 }
 
-// describeErr names an SDK error by its code and status, never its message
-// (which may quote request details).
+// describeErr names an SDK error by its code and status, or, when the
+// store did not answer, by the cause (connection refused, DNS, timeout),
+// never by its message (which may quote request details).
 func describeErr(err error) string {
 	code := apiCode(err)
+	// The SDK wraps a request that was never answered in a ResponseError
+	// too, with an empty response: status 0.
 	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
+	if errors.As(err, &re) && re.HTTPStatusCode() != 0 {
 		if code == "" {
 			return fmt.Sprintf("HTTP %d", re.HTTPStatusCode())
 		}
@@ -491,7 +494,7 @@ func describeErr(err error) string {
 	if code != "" {
 		return code
 	}
-	return "no answer from the store (" + string(storeCode(err)) + ")"
+	return "no answer from the store (" + driver.NoAnswerCause(err, string(storeCode(err))) + ")"
 }
 
 func responseDate(md middleware.Metadata) string {
@@ -507,6 +510,15 @@ func errorDate(err error) string {
 		return re.Response.Header.Get("Date")
 	}
 	return ""
+}
+
+// listed names what the bucket check lists: "bucket B", or "prefix P in
+// bucket B".
+func (b *Backend) listed() string {
+	if b.prefix == "" {
+		return "bucket " + b.bucket
+	}
+	return "prefix " + b.prefix + " in bucket " + b.bucket
 }
 
 func orWhole(prefix string) string {

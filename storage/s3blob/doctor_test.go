@@ -3,6 +3,8 @@ package s3blob_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -185,5 +187,64 @@ func TestDiagnose(t *testing.T) {
 		if !strings.Contains(checks["credentials"].Detail, "valid for") {
 			t.Errorf("role credentials detail %q does not state their lifetime", checks["credentials"].Detail)
 		}
+	})
+}
+
+// TestDiagnoseUnreachable: a store that does not answer is reported as
+// such, with the cause, never as "HTTP 0", and without the credentials.
+func TestDiagnoseUnreachable(t *testing.T) {
+	const secret = "wJalrXUtnFEMI-doctor-secret"
+	open := func(t *testing.T, endpoint string, client *http.Client) *s3blob.Backend {
+		t.Helper()
+		b, err := s3blob.Open(context.Background(), s3blob.Config{
+			Bucket: "ml-data", Endpoint: endpoint, PathStyle: true, HTTPClient: client,
+			AccessKeyID: "AKIDDOCTOR", SecretAccessKey: secret,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	check := func(t *testing.T, b *s3blob.Backend, cause string) {
+		t.Helper()
+		checks := storagetest.Diagnose(t, b, nil, secret, "X-Amz-Signature")
+		storagetest.WantCheck(t, checks, "bucket", driver.CheckFail, "cannot list bucket ml-data: no answer from the store ("+cause+")")
+		for _, name := range []string{"encryption", "lifecycle", "versioning"} {
+			storagetest.WantCheck(t, checks, name, driver.CheckFail, "no answer from the store ("+cause+")")
+		}
+		for _, c := range checks {
+			if strings.Contains(c.Detail, "HTTP 0") {
+				t.Errorf("check %q: %q", c.Name, c.Detail)
+			}
+		}
+	}
+
+	t.Run("ConnectionRefused", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		check(t, open(t, "http://"+addr, nil), "connection refused")
+	})
+
+	t.Run("Timeout", func(t *testing.T) {
+		// Accepts connections and never answers.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+			}
+		}()
+		check(t, open(t, "http://"+l.Addr().String(), &http.Client{Timeout: 50 * time.Millisecond}), "timed out")
 	})
 }
