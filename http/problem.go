@@ -13,6 +13,10 @@ import (
 	"github.com/signetdev/signet"
 )
 
+// methodNotAllowed is the code of a request whose path the API serves,
+// but not with its method. Only routing gives it, so it is this package's.
+const methodNotAllowed signet.Code = "method_not_allowed"
+
 // statusOf is the only table from error codes to HTTP statuses.
 func statusOf(code signet.Code) int {
 	switch code {
@@ -24,6 +28,8 @@ func statusOf(code signet.Code) int {
 		return http.StatusForbidden
 	case signet.NotFound:
 		return http.StatusNotFound
+	case methodNotAllowed:
+		return http.StatusMethodNotAllowed
 	case signet.Conflict:
 		return http.StatusConflict
 	case signet.TooLarge:

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -132,11 +133,34 @@ func NewServer(cfg Config) *Server {
 	if cfg.Blob != nil {
 		mux.Handle("/blob/", cfg.Blob)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, signet.Errorf(signet.NotFound, "no such endpoint"))
-	})
+	// "/" matches every method, so ServeMux never answers 405 itself:
+	// unrouted asks it which methods the path has.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.unrouted(w, r, mux) })
 	s.handler = s.observe(mux)
 	return s
+}
+
+// httpMethods are the standard HTTP methods, in the order Allow lists them.
+var httpMethods = []string{http.MethodConnect, http.MethodDelete, http.MethodGet, http.MethodHead,
+	http.MethodOptions, http.MethodPatch, http.MethodPost, http.MethodPut, http.MethodTrace}
+
+// unrouted answers a request that no route of mux serves: 405 with Allow
+// when routes serve its path with other methods, else 404.
+func (s *Server) unrouted(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
+	var allow []string
+	probe := r.WithContext(r.Context())
+	for _, m := range httpMethods {
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if allow == nil {
+		s.writeError(w, r, signet.Errorf(signet.NotFound, "no such endpoint"))
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	s.writeError(w, r, signet.Errorf(methodNotAllowed, "method %s is not allowed here; the endpoint takes %s", r.Method, strings.Join(allow, ", ")))
 }
 
 // ServeHTTP implements http.Handler.
