@@ -266,7 +266,10 @@ type AuditQuery struct {
 	Since  time.Time
 	Until  time.Time
 	Cursor string
-	Limit  int
+	// Limit is the page size, 1 to signet.MaxAuditPage; 0 asks for the
+	// server's default (100). Any other value is sent as it is, so that
+	// the server refuses it rather than answering its default page.
+	Limit int
 }
 
 func (q AuditQuery) values() url.Values {
@@ -291,7 +294,7 @@ func (q AuditQuery) values() url.Values {
 	if q.Cursor != "" {
 		v.Set("cursor", q.Cursor)
 	}
-	if q.Limit > 0 {
+	if q.Limit != 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
 	return v

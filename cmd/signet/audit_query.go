@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/signetdev/signet"
 	sighttp "github.com/signetdev/signet/http"
 )
 
@@ -58,6 +59,36 @@ func (f timeFlag) Set(s string) error {
 	}
 	*f.t = f.now().Add(-d)
 	return nil
+}
+
+// limitFlag is a --limit flag: a page size from 1 to signet.MaxAuditPage,
+// which the API also requires. It refuses anything else when parsed,
+// because the client sends no limit for 0 and the server would answer
+// its default page instead.
+type limitFlag struct{ n *int }
+
+func (f limitFlag) String() string {
+	if f.n == nil {
+		return "0"
+	}
+	return strconv.Itoa(*f.n)
+}
+
+func (f limitFlag) Type() string { return "int" }
+
+func (f limitFlag) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > signet.MaxAuditPage {
+		return fmt.Errorf("want a number from 1 to %d", signet.MaxAuditPage)
+	}
+	*f.n = n
+	return nil
+}
+
+// addLimitFlag adds --limit, of default def, writing into n.
+func addLimitFlag(fs *pflag.FlagSet, n *int, def int, usage string) {
+	*n = def
+	fs.Var(limitFlag{n}, "limit", usage)
 }
 
 // addAuditQueryFlags adds the filters of GET /v1/audit to fs, writing

@@ -671,7 +671,7 @@ func newAuditCmd(env *Env) *cobra.Command {
 	lf := list.Flags()
 	addAuditQueryFlags(lf, &q)
 	lf.StringVar(&q.Cursor, "cursor", "", "continue after this cursor")
-	lf.IntVar(&q.Limit, "limit", 100, "events per page (1-1000)")
+	addLimitFlag(lf, &q.Limit, 100, "events per page (1-1000)")
 	lf.BoolVar(&all, "all", false, "fetch every page")
 	var eq sighttp.AuditQuery
 	export := &cobra.Command{

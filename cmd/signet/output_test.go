@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/signetdev/signet"
+	sighttp "github.com/signetdev/signet/http"
 )
 
 func TestTableCell(t *testing.T) {
@@ -99,5 +101,34 @@ func TestAuditListDetail(t *testing.T) {
 	}
 	if !strings.Contains(row, "alice") || !strings.Contains(row, "role admin") {
 		t.Errorf("audit list shows member.add as %q; want its target alice and its reason, role admin\n%s", row, table)
+	}
+}
+
+// TestPageLimit checks that --limit outside 1-1000 is refused as a usage
+// error naming the range, by audit list and audit usage, rather than
+// silently giving the default page; and that the client sends a
+// negative limit on, for the server to refuse.
+func TestPageLimit(t *testing.T) {
+	admin := serverWithTeams(t, "ml")
+	for _, args := range [][]string{
+		{"audit", "list", "--limit", "0"},
+		{"audit", "list", "--limit", "-1"},
+		{"audit", "list", "--limit", "1001", "--json"},
+		{"audit", "usage", "--team", "ml", "--limit", "0"},
+		{"audit", "usage", "--limit", "-1"},
+	} {
+		r := admin.run(args...)
+		if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "1 to 1000") {
+			t.Errorf("signet %s: exit %d, stdout %q, stderr %q; want a usage error naming 1 to 1000",
+				strings.Join(args, " "), r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := admin.run("audit", "list", "--limit", "1"); r.code != 0 || strings.Count(r.stdout, "\n") != 2 {
+		t.Errorf("audit list --limit 1: exit %d, %q; want one event", r.code, r.stdout)
+	}
+
+	c := sighttp.NewClient(admin.addr, admin.token)
+	if _, err := c.Audit(context.Background(), sighttp.AuditQuery{Limit: -1}); signet.ErrorCode(err) != signet.Invalid {
+		t.Errorf("Audit with Limit -1: %v; want %s", err, signet.Invalid)
 	}
 }

@@ -62,7 +62,7 @@ admins every team.`,
 	f.Var(timeFlag{&q.Until, time.Now}, "until", "only URLs issued before this time: RFC 3339, or an age")
 	f.BoolVar(&q.Unused, "unused", false, "only URLs never used")
 	f.BoolVar(&q.Outside, "outside", false, "only URLs used from outside the team's allowed networks")
-	f.IntVar(&q.Limit, "limit", 500, "URLs per request (1-1000)")
+	addLimitFlag(f, &q.Limit, 500, "URLs per request (1-1000)")
 	return cmd
 }
 
