@@ -662,7 +662,9 @@ func newAuditCmd(env *Env) *cobra.Command {
 					add(e.ID, e.Time.Format(time.RFC3339), dashIfEmpty(e.ActorUser), dashIfEmpty(e.Team), e.Action, e.Outcome, dashIfEmpty(e.ObjectKey), auditDetail(e))
 				}
 			})
-			if err == nil && next != "" && !env.jsonOut {
+			// With --json too: stdout stays the array of events, and a
+			// script finds the cursor of the next page here.
+			if err == nil && next != "" {
 				fmt.Fprintf(env.Stderr, "more events: --cursor %s (or --all)\n", next)
 			}
 			return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -130,5 +131,32 @@ func TestPageLimit(t *testing.T) {
 	c := sighttp.NewClient(admin.addr, admin.token)
 	if _, err := c.Audit(context.Background(), sighttp.AuditQuery{Limit: -1}); signet.ErrorCode(err) != signet.Invalid {
 		t.Errorf("Audit with Limit -1: %v; want %s", err, signet.Invalid)
+	}
+}
+
+// TestAuditListJSONCursor checks that `signet audit list --json` that
+// stops at a full page says where the next one starts, on stderr as the
+// table does, while stdout stays a JSON array of events.
+func TestAuditListJSONCursor(t *testing.T) {
+	admin := serverWithTeams(t, "ml", "cv")
+	var page []*signet.AuditEvent
+	r := admin.run("audit", "list", "--json", "--limit", "2")
+	if err := json.Unmarshal([]byte(r.stdout), &page); err != nil || len(page) != 2 {
+		t.Fatalf("audit list --json --limit 2: %v, %q", err, r.stdout)
+	}
+	var cursor string
+	if f := strings.Fields(r.stderr); len(f) >= 4 && f[2] == "--cursor" {
+		cursor = f[3]
+	}
+	if cursor != fmt.Sprint(page[1].ID) {
+		t.Fatalf("audit list --json --limit 2: stderr %q; want the cursor of the next page, %d", r.stderr, page[1].ID)
+	}
+	var next []*signet.AuditEvent
+	r = admin.run("audit", "list", "--json", "--limit", "2", "--cursor", cursor)
+	if err := json.Unmarshal([]byte(r.stdout), &next); err != nil || len(next) == 0 || next[0].ID != page[1].ID+1 {
+		t.Errorf("audit list --cursor %s: %v, %q; want the events after %s", cursor, err, r.stdout, cursor)
+	}
+	if r := admin.run("audit", "list", "--json", "--all", "--limit", "2"); r.code != 0 || r.stderr != "" {
+		t.Errorf("audit list --json --all: exit %d, stderr %q; want no cursor once every page is read", r.code, r.stderr)
 	}
 }
