@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/signetdev/signet"
 	sighttp "github.com/signetdev/signet/http"
@@ -119,7 +120,77 @@ server's API: set SIGNET_ADDR (default http://127.0.0.1:8080) and SIGNET_TOKEN
 		newDoctorCmd(env),
 		newPolicyCmd(env),
 	)
+	root.InitDefaultCompletionCmd() // a group too; cobra would add it later
+	refuseUnknownCommands(root)
 	return root
+}
+
+// refuseUnknownCommands makes every command group under and including c
+// (a command that only holds others) refuse a word that names none of its
+// commands, as a usage error with cobra's wording and suggestions, and
+// show its help when given none. Without this, cobra answers a group
+// that cannot run with its help and exit status 0 ("signet audit bogus"
+// succeeds), and parses the group's flags before that, so "signet audit
+// lsit --team ml" complains of --team instead of the word lsit. So a
+// group parses its flags itself, after looking for the word: its only
+// flags are --help and the persistent ones.
+func refuseUnknownCommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseUnknownCommands(sub)
+	}
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.DisableFlagParsing = true
+	c.DisableFlagsInUseLine = true // "signet team", not "signet team [flags]"
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2 // cobra's default, which SuggestionsFor alone does not apply
+	}
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		w, ok := firstWord(cmd.Flags(), args)
+		if !ok {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", w, cmd.CommandPath())
+		if s := cmd.SuggestionsFor(w); len(s) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+		}
+		return usageError{errors.New(msg)}
+	}
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := cmd.Flags().Parse(args); err != nil {
+			return usageError{err}
+		}
+		return cmd.Help()
+	}
+}
+
+// firstWord returns the first of args that is neither a flag nor the
+// value of one, as cobra looks for a command's name: a flag that fs does
+// not know is taken to have a value, unless given as --flag=value.
+func firstWord(fs *pflag.FlagSet, args []string) (string, bool) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			if i+1 < len(args) {
+				return args[i+1], true
+			}
+			return "", false
+		case len(a) < 2 || a[0] != '-':
+			return a, true
+		case strings.Contains(a, "="):
+		case strings.HasPrefix(a, "--"):
+			if f := fs.Lookup(a[2:]); f == nil || f.NoOptDefVal == "" {
+				i++
+			}
+		case len(a) == 2:
+			if f := fs.ShorthandLookup(a[1:]); f == nil || f.NoOptDefVal == "" {
+				i++
+			}
+		}
+	}
+	return "", false
 }
 
 // client returns an API client from SIGNET_ADDR and SIGNET_TOKEN. The token

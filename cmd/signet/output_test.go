@@ -160,3 +160,40 @@ func TestAuditListJSONCursor(t *testing.T) {
 		t.Errorf("audit list --json --all: exit %d, stderr %q; want no cursor once every page is read", r.code, r.stderr)
 	}
 }
+
+// TestUnknownCommand checks that every command group refuses a word that
+// names none of its commands, wherever flags stand, with a usage error
+// naming the word and the group, and still shows its help when asked.
+func TestUnknownCommand(t *testing.T) {
+	offline := cli{tb: t}
+	for _, tt := range []struct {
+		args       []string
+		word, path string
+	}{
+		{[]string{"audit", "bogus"}, "bogus", "signet audit"},
+		{[]string{"team", "bogus"}, "bogus", "signet team"},
+		{[]string{"presign", "delete", "ml", "x"}, "delete", "signet presign"},
+		{[]string{"audit", "lsit", "--team", "ml"}, "lsit", "signet audit"},
+		{[]string{"audit", "--team", "ml", "lsit"}, "lsit", "signet audit"},
+		{[]string{"--json", "member", "ad", "ml", "alice"}, "ad", "signet member"},
+		{[]string{"bogus"}, "bogus", "signet"},
+	} {
+		r := offline.run(tt.args...)
+		want := fmt.Sprintf("unknown command %q for %q", tt.word, tt.path)
+		if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, want) {
+			t.Errorf("signet %s: exit %d, stdout %q, stderr %q; want exit 2 and %s",
+				strings.Join(tt.args, " "), r.code, r.stdout, r.stderr, want)
+		}
+	}
+	if r := offline.run("audit", "lsit"); !strings.Contains(r.stderr, "\tlist") {
+		t.Errorf("signet audit lsit: stderr %q; want the suggestion list", r.stderr)
+	}
+	for _, args := range [][]string{{"audit"}, {"team", "--help"}, {"key", "-h", "--json"}} {
+		if r := offline.run(args...); r.code != 0 || !strings.Contains(r.stdout, "Available Commands:") {
+			t.Errorf("signet %s: exit %d, stdout %q; want its help", strings.Join(args, " "), r.code, r.stdout)
+		}
+	}
+	if r := offline.run("audit", "--bogus"); r.code != 2 || !strings.Contains(r.stderr, "--bogus") {
+		t.Errorf("signet audit --bogus: exit %d, stderr %q; want a usage error naming the flag", r.code, r.stderr)
+	}
+}
