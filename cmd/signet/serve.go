@@ -24,6 +24,7 @@ import (
 	"github.com/signetdev/signet/postgres"
 	"github.com/signetdev/signet/sqlite"
 	"github.com/signetdev/signet/storage/fileblob"
+	"github.com/signetdev/signet/usagequeue"
 )
 
 // Main is a running signet server. Tests start it on 127.0.0.1:0 with a
@@ -43,6 +44,7 @@ type Main struct {
 
 	DB     signet.Store
 	Blob   *fileblob.Store
+	Usage  *usagequeue.Queue // stores the uses the local store reports
 	Server *sighttp.Server
 	http   *http.Server
 	ln     net.Listener
@@ -113,9 +115,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := revs.load(ctx); err != nil {
 		return fmt.Errorf("loading revocations: %w", err)
 	}
+	// The local store reports each use of its URLs itself, so that
+	// `signet audit usage` needs no setup for it (docs/audit.md, "Issued
+	// versus used"). Close stores what is queued after the last request.
+	m.Usage = usagequeue.New(m.DB, usagequeue.Options{Logger: m.Logger})
 	m.Blob, err = fileblob.Open(filepath.Join(c.DataDir, "blobs"), fileblob.Options{
 		BaseURL: strings.TrimRight(public, "/"), Keys: keys, Now: m.Now, Logger: m.Logger,
-		ClientIP: ips.ClientIP, Revoked: revs.Revoked,
+		ClientIP: ips.ClientIP, Revoked: revs.Revoked, OnServe: m.Usage.Add,
 		KeyFile: localKeys, ListenAddr: m.ln.Addr().String(),
 	})
 	if err != nil {
@@ -189,6 +195,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.sinks.Register(m.Server.Registerer()); err != nil {
 		return err
 	}
+	if err := m.Usage.Register(m.Server.Registerer()); err != nil {
+		return err
+	}
 	m.http = m.Server.HTTPServer(c.Addr)
 	m.done = make(chan error, 1)
 	go func() { m.done <- m.http.Serve(m.ln) }()
@@ -218,7 +227,8 @@ func (m *Main) Wait() error {
 }
 
 // Close stops the server, letting requests in flight finish for a few
-// seconds, and closes the database.
+// seconds, stores the local store's usage events still queued, and closes
+// the database.
 func (m *Main) Close() error {
 	var errs []error
 	if m.stop != nil {
@@ -234,6 +244,10 @@ func (m *Main) Close() error {
 		cancel()
 	} else if m.ln != nil {
 		m.ln.Close()
+	}
+	// After the last request, before the database closes.
+	if m.Usage != nil {
+		errs = append(errs, m.Usage.Close())
 	}
 	if m.DB != nil {
 		errs = append(errs, m.DB.Close())
