@@ -66,6 +66,11 @@ func parseAnchor(s string) (signet.AuditHead, error) {
 // the log starts at entry start > 1 (it was pruned for retention), also
 // their checkpoint of entry start-1, which anchors it.
 func loadCheckpoints(env *Env, paths []string, pub ed25519.PublicKey, start int64) ([]*auditlog.Checkpoint, error) {
+	// With --json, stdout holds only the verdict.
+	out := env.Stdout
+	if env.jsonOut {
+		out = env.Stderr
+	}
 	var cps []*auditlog.Checkpoint
 	for _, p := range paths {
 		if fi, err := os.Stat(p); err == nil && fi.IsDir() && start > 1 {
@@ -75,7 +80,7 @@ func loadCheckpoints(env *Env, paths []string, pub ed25519.PublicKey, start int6
 			}
 			if n := len(anchors); n > 0 {
 				cp := anchors[n-1]
-				fmt.Fprintf(env.Stdout, "checkpoint %s: entry %d, hash %s, signed %s by key %s (anchors the log, which starts at entry %d)\n",
+				fmt.Fprintf(out, "checkpoint %s: entry %d, hash %s, signed %s by key %s (anchors the log, which starts at entry %d)\n",
 					cp.FileName(), cp.Seq, cp.Hash, cp.Time.Format(time.RFC3339), cp.KeyID, start)
 				cps = append(cps, cp)
 			}
@@ -106,7 +111,7 @@ func loadCheckpoints(env *Env, paths []string, pub ed25519.PublicKey, start int6
 				return nil, fmt.Errorf("%s: %w", p, err)
 			}
 		}
-		fmt.Fprintf(env.Stdout, "checkpoint %s: entry %d, hash %s, signed %s by key %s\n",
+		fmt.Fprintf(out, "checkpoint %s: entry %d, hash %s, signed %s by key %s\n",
 			filepath.Base(p), cp.Seq, cp.Hash, cp.Time.Format(time.RFC3339), cp.KeyID)
 		cps = append(cps, cp)
 	}
@@ -208,31 +213,19 @@ The command exits non-zero on the first inconsistency and names the entry.`,
 				res, err = auditlog.VerifyJSONLines(r, anchor, cps...)
 			}
 			var ve *auditlog.VerifyError
-			if errors.As(err, &ve) {
-				fmt.Fprintf(env.Stdout, "FAILED after %d good entries, in %s\n", res.Entries, res.Elapsed.Round(time.Millisecond))
-				return fmt.Errorf("audit log is not intact: %w", err)
-			}
-			if err != nil {
+			if err != nil && !errors.As(err, &ve) {
 				return err
 			}
 			if env.jsonOut {
-				return env.print(struct {
-					Entries       int64            `json:"entries"`
-					Head          signet.AuditHead `json:"head"`
-					Checkpoints   int              `json:"checkpoints_matched"`
-					PrunedThrough int64            `json:"pruned_through,omitempty"`
-					Seconds       float64          `json:"seconds"`
-				}{res.Entries, res.Head, res.Checkpoints, res.PrunedThrough, res.Elapsed.Seconds()}, nil, nil)
+				if perr := env.print(newVerifyReport(res, ve), nil, nil); perr != nil {
+					return perr
+				}
+			} else {
+				printVerdict(env.Stdout, res, ve != nil, len(cps) > 0)
 			}
-			fmt.Fprintf(env.Stdout, "OK: %d entries verified (up to entry %d, hash %s) in %s",
-				res.Entries, res.Head.Seq, res.Head.Hash, res.Elapsed.Round(time.Millisecond))
-			if res.PrunedThrough > 0 {
-				fmt.Fprintf(env.Stdout, "; entries up to %d were pruned for retention, at a signed checkpoint", res.PrunedThrough)
+			if ve != nil {
+				return fmt.Errorf("audit log is not intact: %w", err)
 			}
-			if len(cps) > 0 {
-				fmt.Fprintf(env.Stdout, "; %d checkpoint(s) matched", res.Checkpoints)
-			}
-			fmt.Fprintln(env.Stdout)
 			return nil
 		},
 	}
@@ -243,6 +236,60 @@ The command exits non-zero on the first inconsistency and names the entry.`,
 	f.StringVar(&pubkey, "pubkey", "", "PEM public key that signed the checkpoints")
 	f.StringVar(&after, "after", "", "the log continues one verified up to entry SEQ with hash HASH (SEQ:HASH), e.g. an export made with --cursor")
 	return cmd
+}
+
+// verifyReport is what audit verify --json prints, whether the log is
+// intact (OK, with the Head verified up to) or not (Failure).
+type verifyReport struct {
+	OK            bool              `json:"ok"`
+	Entries       int64             `json:"entries"` // entries verified good
+	Head          *signet.AuditHead `json:"head,omitempty"`
+	Checkpoints   int               `json:"checkpoints_matched"`
+	PrunedThrough int64             `json:"pruned_through,omitempty"`
+	Seconds       float64           `json:"seconds"`
+	Failure       *verifyFailure    `json:"failure,omitempty"`
+}
+
+// verifyFailure is the first inconsistency found, an
+// auditlog.VerifyError.
+type verifyFailure struct {
+	Seq     int64  `json:"seq,omitempty"`  // the first bad entry
+	Line    int    `json:"line,omitempty"` // of the file, with --file
+	Kind    string `json:"kind"`           // such as "hash mismatch"
+	Detail  string `json:"detail"`
+	Message string `json:"message"` // all of it, as the text output says it
+}
+
+// newVerifyReport is the report of a verification that found res, and
+// failed with ve unless it is nil.
+func newVerifyReport(res auditlog.Result, ve *auditlog.VerifyError) verifyReport {
+	v := verifyReport{OK: ve == nil, Entries: res.Entries, Checkpoints: res.Checkpoints,
+		PrunedThrough: res.PrunedThrough, Seconds: res.Elapsed.Seconds()}
+	if ve == nil {
+		v.Head = &res.Head
+	} else {
+		v.Failure = &verifyFailure{Seq: ve.Seq, Line: ve.Line, Kind: string(ve.Kind), Detail: ve.Detail, Message: ve.Error()}
+	}
+	return v
+}
+
+// printVerdict writes the text verdict of a verification that found res:
+// how far it got when failed, else what it checked. The failure itself
+// goes to stderr as the command's error.
+func printVerdict(w io.Writer, res auditlog.Result, failed, checkpoints bool) {
+	if failed {
+		fmt.Fprintf(w, "FAILED after %d good entries, in %s\n", res.Entries, res.Elapsed.Round(time.Millisecond))
+		return
+	}
+	fmt.Fprintf(w, "OK: %d entries verified (up to entry %d, hash %s) in %s",
+		res.Entries, res.Head.Seq, res.Head.Hash, res.Elapsed.Round(time.Millisecond))
+	if res.PrunedThrough > 0 {
+		fmt.Fprintf(w, "; entries up to %d were pruned for retention, at a signed checkpoint", res.PrunedThrough)
+	}
+	if checkpoints {
+		fmt.Fprintf(w, "; %d checkpoint(s) matched", res.Checkpoints)
+	}
+	fmt.Fprintln(w)
 }
 
 // peekFirstSeq returns the seq of the first entry of a JSON-lines export

@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/auditlog"
 	sighttp "github.com/signetdev/signet/http"
 )
 
@@ -195,5 +198,81 @@ func TestUnknownCommand(t *testing.T) {
 	}
 	if r := offline.run("audit", "--bogus"); r.code != 2 || !strings.Contains(r.stderr, "--bogus") {
 		t.Errorf("signet audit --bogus: exit %d, stderr %q; want a usage error naming the flag", r.code, r.stderr)
+	}
+}
+
+// TestAuditVerifyJSON checks that `signet audit verify --json` prints one
+// JSON document for every outcome: the head when the log is intact, and
+// the first bad entry and why when it is not, still exiting 1 then.
+func TestAuditVerifyJSON(t *testing.T) {
+	m, token := MustRunMain(t)
+	admin := cli{tb: t, addr: m.URL(), token: token}
+	for _, team := range []string{"ml", "cv", "ops"} {
+		admin.must("team", "create", team)
+	}
+	dir := t.TempDir()
+	offline := cli{tb: t}
+	keyFile, cpDir := filepath.Join(dir, "key.pem"), filepath.Join(dir, "checkpoints")
+	offline.must("audit", "checkpoint", "--db", filepath.Join(m.Config.DataDir, "signet.db"), "--key", keyFile, "--dir", cpDir)
+	pubFile := filepath.Join(dir, "pub.pem")
+	os.WriteFile(pubFile, []byte(offline.must("audit", "pubkey", "--key", keyFile)), 0o644)
+	export := admin.must("audit", "export")
+	good := filepath.Join(dir, "good.jsonl")
+	os.WriteFile(good, []byte(export), 0o644)
+	bad := filepath.Join(dir, "bad.jsonl")
+	edited := strings.Replace(export, `"team":"cv"`, `"team":"cw"`, 1)
+	if edited == export {
+		t.Fatalf("export has no team.create of cv:\n%s", export)
+	}
+	os.WriteFile(bad, []byte(edited), 0o644)
+	var cvSeq int64
+	for _, l := range strings.Split(export, "\n") {
+		if strings.Contains(l, `"team":"cv"`) {
+			var e struct{ Seq int64 }
+			json.Unmarshal([]byte(l), &e)
+			cvSeq = e.Seq
+		}
+	}
+
+	type report struct {
+		OK      bool
+		Entries int64
+		Head    *signet.AuditHead
+		Failure *struct {
+			Seq          int64
+			Line         int
+			Kind, Detail string
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		code int
+		ok   bool
+	}{
+		{"OK", []string{"--file", good}, 0, true},
+		{"HashMismatch", []string{"--file", bad}, 1, false},
+		// The checkpoint it read is reported on stderr.
+		{"Checkpoint", []string{"--file", good, "--checkpoint", cpDir, "--pubkey", pubFile}, 0, true},
+		{"CheckpointHashMismatch", []string{"--file", bad, "--checkpoint", cpDir, "--pubkey", pubFile}, 1, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := offline.run(append([]string{"audit", "verify", "--json"}, tt.args...)...)
+			var v report
+			dec := json.NewDecoder(strings.NewReader(r.stdout))
+			if err := dec.Decode(&v); err != nil || dec.More() {
+				t.Fatalf("exit %d, stdout %q: %v; want one JSON document", r.code, r.stdout, err)
+			}
+			if r.code != tt.code || v.OK != tt.ok {
+				t.Errorf("exit %d, ok %v; want exit %d, ok %v", r.code, v.OK, tt.code, tt.ok)
+			}
+			switch {
+			case tt.ok && (v.Head == nil || v.Head.Seq != v.Entries || v.Failure != nil):
+				t.Errorf("report %+v; want the head of %d entries and no failure", v, v.Entries)
+			case !tt.ok && (v.Failure == nil || v.Failure.Seq != cvSeq || v.Failure.Line != int(cvSeq) ||
+				v.Failure.Kind != string(auditlog.HashMismatch) || v.Failure.Detail == "" || v.Entries != cvSeq-1):
+				t.Errorf("report %+v, failure %+v; want a hash mismatch at entry and line %d", v, v.Failure, cvSeq)
+			}
+		})
 	}
 }
