@@ -193,6 +193,7 @@ The command exits non-zero on the first inconsistency and names the entry.`,
 					return err
 				}
 			}
+			first := start
 			if after != "" {
 				start = 0 // anchored by --after
 			}
@@ -216,6 +217,10 @@ The command exits non-zero on the first inconsistency and names the entry.`,
 			if err != nil && !errors.As(err, &ve) {
 				return err
 			}
+			if ve != nil {
+				ve = partialStart(ve, first)
+				err = ve
+			}
 			if env.jsonOut {
 				if perr := env.print(newVerifyReport(res, ve), nil, nil); perr != nil {
 					return perr
@@ -236,6 +241,23 @@ The command exits non-zero on the first inconsistency and names the entry.`,
 	f.StringVar(&pubkey, "pubkey", "", "PEM public key that signed the checkpoints")
 	f.StringVar(&after, "after", "", "the log continues one verified up to entry SEQ with hash HASH (SEQ:HASH), e.g. an export made with --cursor")
 	return cmd
+}
+
+// partialStart rewords an unanchored start found in a file whose first
+// entry, first, is not entry 1. The verifier names the first entry
+// missing, entry 1, beside the line it stopped at, which reads as if that
+// line held entry 1; and such a file is as often an export made from a
+// cursor as a log pruned for retention. So it names the entry the line
+// holds, and adds how to verify a partial export to the retention hint.
+func partialStart(ve *auditlog.VerifyError, first int64) *auditlog.VerifyError {
+	if ve.Kind != auditlog.Unanchored || ve.Line == 0 || first <= ve.Seq {
+		return ve
+	}
+	n := first - 1
+	return &auditlog.VerifyError{Seq: first, Line: ve.Line, Kind: ve.Kind, Detail: ve.Detail + fmt.Sprintf(
+		". An export that starts after entry 1 (signet audit export --cursor %d) verifies with --after %d:HASH, "+
+			"HASH being the hash of entry %d from a source you trust, such as the head an earlier verify printed; "+
+			"an export with a filter (--team, --since, …) has gaps by design and does not verify", n, n, n)}
 }
 
 // verifyReport is what audit verify --json prints, whether the log is

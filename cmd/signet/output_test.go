@@ -276,3 +276,27 @@ func TestAuditVerifyJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditVerifyPartialExport checks what `signet audit verify --file`
+// says of an export that starts after entry 1: it names the entry its
+// first line holds, not entry 1, and says to verify it with --after, with
+// which it then verifies.
+func TestAuditVerifyPartialExport(t *testing.T) {
+	admin := serverWithTeams(t, "ml", "cv", "ops", "qa")
+	var evs []*signet.AuditEvent
+	if err := json.Unmarshal([]byte(admin.must("audit", "list", "--json")), &evs); err != nil || len(evs) < 4 {
+		t.Fatalf("audit list: %v, %d events", err, len(evs))
+	}
+	tail := filepath.Join(t.TempDir(), "tail.jsonl")
+	os.WriteFile(tail, []byte(admin.must("audit", "export", "--cursor", "3")), 0o644)
+
+	offline := cli{tb: t}
+	r := wantVerify(t, offline, 1, "line 1: entry 4: unanchored start", "--file", tail)
+	if !strings.Contains(r.stderr, "--after 3:HASH") || !strings.Contains(r.stderr, "--checkpoint") {
+		t.Errorf("verify of an export from cursor 3: stderr %q; want the --after 3:HASH and the retention hints", r.stderr)
+	}
+	after := fmt.Sprintf("3:%s", evs[2].Hash)
+	if r := wantVerify(t, offline, 0, "", "--file", tail, "--after", after); !strings.HasPrefix(r.stdout, "OK: ") {
+		t.Errorf("verify --after %s printed %q", after, r.stdout)
+	}
+}

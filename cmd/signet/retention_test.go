@@ -210,7 +210,7 @@ func TestAuditRetention(t *testing.T) {
 	exportFile := filepath.Join(dir, "export.jsonl")
 	os.WriteFile(exportFile, []byte(admin.must("audit", "export")), 0o644)
 	wantVerify(t, offline, 0, "", append([]string{"--file", exportFile}, cp...)...)
-	wantVerify(t, offline, 1, "line 1: entry 1: unanchored start", "--file", exportFile)
+	wantVerify(t, offline, 1, fmt.Sprintf("line 1: entry %d: unanchored start", boundary+1), "--file", exportFile)
 	wantVerify(t, offline, 0, "", append([]string{"--db", dbPath}, cp...)...)
 }
 
