@@ -186,8 +186,11 @@ func (q *Queue) run() {
 			q.failed.Add(int64(len(batch)))
 			continue
 		}
-		if !q.save(batch) && q.isClosed() {
-			giveUp = true
+		if !q.save(batch) {
+			// Decided before the batch is counted, so that an event
+			// added after it shows as failed is not given up on.
+			giveUp = q.isClosed()
+			q.failed.Add(int64(len(batch)))
 		}
 	}
 }
@@ -200,7 +203,7 @@ func (q *Queue) isClosed() bool {
 
 // save stores batch, trying again after a while when the store fails
 // with an error that may pass. It reports whether the batch was stored;
-// if not, it is logged and counted as failed.
+// if not, it is logged.
 func (q *Queue) save(batch []*signet.UsageEvent) bool {
 	var err error
 	tried := 0
@@ -218,7 +221,6 @@ func (q *Queue) save(batch []*signet.UsageEvent) bool {
 			break
 		}
 	}
-	q.failed.Add(int64(len(batch)))
 	// The events hold no secret (no query, signature or header), so
 	// neither can an error about them.
 	q.log.Error("storing usage events of the local store; the batch is dropped",

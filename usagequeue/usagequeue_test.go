@@ -148,8 +148,16 @@ func TestQueue(t *testing.T) {
 		if n := strings.Count(logs.String(), "level=WARN"); n != 1 || !strings.Contains(logs.String(), "dropped_total=1") {
 			t.Errorf("%d warnings, want 1 (at the first drop):\n%s", n, logs.String())
 		}
+		// Close waits for the queued events to be stored.
+		closed := make(chan struct{})
+		go func() { q.Close(); close(closed) }()
+		select {
+		case <-closed:
+			t.Error("Close returned before the queued events were stored")
+		case <-time.After(50 * time.Millisecond):
+		}
 		close(st.gate)
-		within(t, "Close", func() { q.Close() })
+		within(t, "Close", func() { <-closed })
 		if uses, _, _ := usage(t, db, "g-full"); uses != 5 || q.Stored() != 5 {
 			t.Errorf("stored %d uses (counted %d), want 5", uses, q.Stored())
 		}
