@@ -195,8 +195,8 @@ func (s *Store) serve(w http.ResponseWriter, r *http.Request, a *access, ip neti
 // path names a valid bucket and key, its query is well formed and signed by
 // a known key, it has not expired, it was signed for method and, when it is
 // bound to a network, ip is inside it. It touches no file. It fills a's
-// bucket, key and grant as they become trustworthy, and its claimed grant
-// and operation once the query is well formed.
+// bucket, key and grant as they become trustworthy, and the grant the
+// query claims (when well formed, signed or not) and the operation.
 func (s *Store) authorize(method, urlPath, rawQuery string, ip netip.Addr, a *access) (*claims, *problem) {
 	rest, ok := strings.CutPrefix(urlPath, "/blob/")
 	bucket, key, _ := strings.Cut(rest, "/")
