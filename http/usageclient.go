@@ -21,7 +21,10 @@ type UsageQuery struct {
 	Unused       bool // only grants never used
 	Outside      bool // only grants used from outside the team's networks
 	Cursor       string
-	Limit        int
+	// Limit is the page size, 1 to signet.MaxAuditPage; 0 asks for the
+	// server's default. Any other value is sent as it is, so that the
+	// server refuses it rather than answering its default page.
+	Limit int
 }
 
 func (q UsageQuery) path() string {
@@ -41,7 +44,7 @@ func (q UsageQuery) path() string {
 	if q.Cursor != "" {
 		v.Set("cursor", q.Cursor)
 	}
-	if q.Limit > 0 {
+	if q.Limit != 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
 	p := "/v1/usage"

@@ -111,7 +111,7 @@ func TestAuditListDetail(t *testing.T) {
 // TestPageLimit checks that --limit outside 1-1000 is refused as a usage
 // error naming the range, by audit list and audit usage, rather than
 // silently giving the default page; and that the client sends a
-// negative limit on, for the server to refuse.
+// negative limit on, for the server to refuse, for audit and usage pages.
 func TestPageLimit(t *testing.T) {
 	admin := serverWithTeams(t, "ml")
 	for _, args := range [][]string{
@@ -134,6 +134,9 @@ func TestPageLimit(t *testing.T) {
 	c := sighttp.NewClient(admin.addr, admin.token)
 	if _, err := c.Audit(context.Background(), sighttp.AuditQuery{Limit: -1}); signet.ErrorCode(err) != signet.Invalid {
 		t.Errorf("Audit with Limit -1: %v; want %s", err, signet.Invalid)
+	}
+	if _, err := c.Usage(context.Background(), sighttp.UsageQuery{Team: "ml", Limit: -1}); signet.ErrorCode(err) != signet.Invalid {
+		t.Errorf("Usage with Limit -1: %v; want %s", err, signet.Invalid)
 	}
 }
 
