@@ -16,8 +16,9 @@ import (
 // the built-in local store reports the uses of its URLs itself, with no
 // ingest set up. An upload and a download are presigned through the API
 // and used with Go's HTTP client, the download also with a tampered
-// signature (refused) and with an X-Forwarded-For the server does not
-// trust; a third URL is left unused. The server is stopped right after
+// signature (refused, not recorded), for a PUT (refused, recorded) and
+// with an X-Forwarded-For the server does not trust; a third URL is left
+// unused. The server is stopped right after
 // the last request, so what the report shows after a restart was stored
 // by Close at the latest.
 func TestUsageLocalStore(t *testing.T) {
@@ -44,21 +45,30 @@ func TestUsageLocalStore(t *testing.T) {
 	if st := send(t, "GET", getURL, map[string]string{"X-Forwarded-For": "203.0.113.9"}, nil); st != http.StatusOK {
 		t.Fatalf("GET with X-Forwarded-For answered %d", st)
 	}
-	// The same grant with another well-formed signature: refused, and
-	// recorded as a failed attempt with the bytes of the refusal.
+	// The same grant with another well-formed signature: refused, and not
+	// recorded, since only a URL the store signed makes it write anything.
 	sig := mustParse(t, getURL).Query().Get("sig")
 	flipped := "A"
 	if sig[0] == 'A' {
 		flipped = "B"
 	}
-	resp, err := http.Get(strings.Replace(getURL, "sig="+sig, "sig="+flipped+sig[1:], 1))
+	if st := send(t, "GET", strings.Replace(getURL, "sig="+sig, "sig="+flipped+sig[1:], 1), nil, nil); st != http.StatusForbidden {
+		t.Fatalf("tampered URL answered %d", st)
+	}
+	// The download URL used for a PUT: refused after its signature checked
+	// out, and recorded as a failed attempt with the bytes of the refusal.
+	req, err := http.NewRequest("PUT", getURL, strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	refusal, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("tampered URL answered %s", resp.Status)
+		t.Fatalf("PUT with the download URL answered %s", resp.Status)
 	}
 
 	// Drops are counted on /metrics.

@@ -66,8 +66,11 @@ type Options struct {
 	// "revocation_unknown" (fail closed).
 	Revoked RevokedFunc
 	// OnServe, when set, is given a report of each request made with a
-	// well-formed grant id (signed or not, served or refused) once its
-	// answer is written, on the request's goroutine: it must not block.
+	// URL this store signed with a grant id (served, or refused after its
+	// signature checked out: expired, revoked, another method or network)
+	// once its answer is written, on the request's goroutine: it must not
+	// block. A request whose signature does not check out is not reported,
+	// so that no one without a URL can make the caller store anything.
 	// The report holds no query, signature or header; its Source is
 	// signet.UsageSourceLocal and its RequestID the answer's X-Request-Id.
 	OnServe func(*signet.UsageEvent)

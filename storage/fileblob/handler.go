@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -66,12 +65,10 @@ func fsProblem(err error) *problem {
 type access struct {
 	requestID          string
 	bucket, key, grant string
-	// claimed is the grant id of a well-formed query, before its
-	// signature is checked, and operation the request's name for
-	// Options.OnServe.
-	claimed, operation string
-	bytesIn            int64
-	err                error
+	// operation names the request for Options.OnServe.
+	operation string
+	bytesIn   int64
+	err       error
 }
 
 // requestIDHeader names a request in its answer. The API server sets it
@@ -96,8 +93,8 @@ func requestID(w http.ResponseWriter) string {
 // Refusals are application/problem+json documents with the stable codes
 // listed in the package documentation. Each request is logged once at Info level with its
 // method, bucket, key, grant id, status, byte counts and client address,
-// never with its query; and reported to Options.OnServe when it carries a
-// well-formed grant id.
+// never with its query; and reported to Options.OnServe when its URL's
+// signature checked out and carries a grant id.
 func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	a := &access{requestID: requestID(w)}
@@ -122,7 +119,7 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		attrs = append(attrs, slog.String("err", a.err.Error()))
 	}
 	s.log.LogAttrs(r.Context(), level, "blob", attrs...)
-	if s.onServe != nil && a.claimed != "" {
+	if s.onServe != nil && a.grant != "" {
 		s.onServe(a.usage(r.Method, sw, ip, s.now()))
 	}
 }
@@ -130,7 +127,7 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // usage reports a request answered on w at time now.
 func (a *access) usage(method string, w *statusWriter, ip netip.Addr, now time.Time) *signet.UsageEvent {
 	e := &signet.UsageEvent{
-		Time: now, Source: signet.UsageSourceLocal, RequestID: a.requestID, GrantID: a.claimed,
+		Time: now, Source: signet.UsageSourceLocal, RequestID: a.requestID, GrantID: a.grant,
 		Bucket: a.bucket, ObjectKey: a.key, Method: method, Operation: a.operation,
 		Status: w.status, BytesSent: w.bytes, BytesReceived: a.bytesIn,
 	}
@@ -141,18 +138,6 @@ func (a *access) usage(method string, w *statusWriter, ip netip.Addr, now time.T
 		e.RemoteAddr = ip.String()
 	}
 	return e
-}
-
-// claimedGrant returns the grant id of a query that is not a signed
-// URL's, when it has one well-formed grant id, and whether it names an
-// upload (a part's PUT).
-func claimedGrant(rawQuery string) (grant string, part bool) {
-	q, _ := url.ParseQuery(rawQuery) // what parsed before an error will do
-	g := q[paramGrant]
-	if len(g) != 1 || g[0] == "" || len(g[0]) > 128 || !storage.IsToken(g[0]) {
-		return "", false
-	}
-	return g[0], q.Has(paramUpload)
 }
 
 // operation names a request as MinIO's audit log does.
@@ -195,8 +180,7 @@ func (s *Store) serve(w http.ResponseWriter, r *http.Request, a *access, ip neti
 // path names a valid bucket and key, its query is well formed and signed by
 // a known key, it has not expired, it was signed for method and, when it is
 // bound to a network, ip is inside it. It touches no file. It fills a's
-// bucket, key and grant as they become trustworthy, and the grant the
-// query claims (when well formed, signed or not) and the operation.
+// bucket, key, and grant and operation, as they become trustworthy.
 func (s *Store) authorize(method, urlPath, rawQuery string, ip netip.Addr, a *access) (*claims, *problem) {
 	rest, ok := strings.CutPrefix(urlPath, "/blob/")
 	bucket, key, _ := strings.Cut(rest, "/")
@@ -211,18 +195,13 @@ func (s *Store) authorize(method, urlPath, rawQuery string, ip netip.Addr, a *ac
 
 	c, sig, reason := parseQuery(rawQuery)
 	if c == nil {
-		// A refused attempt is still worth reporting (a corrupted
-		// signature, an extended expiry) when its grant id is well formed.
-		grant, part := claimedGrant(rawQuery)
-		a.claimed, a.operation = grant, operation(method, part)
 		return nil, newProblem(http.StatusForbidden, codeSignatureInvalid, "invalid signed URL: "+reason)
 	}
 	c.Bucket, c.Key = bucket, key
-	a.claimed, a.operation = c.GrantID, operation(method, c.UploadID != "")
 	if !s.verify(c, sig) {
 		return nil, newProblem(http.StatusForbidden, codeSignatureInvalid, "the URL's signature does not match")
 	}
-	a.grant = c.GrantID
+	a.grant, a.operation = c.GrantID, operation(method, c.UploadID != "")
 	switch {
 	case s.now().Unix() >= c.Expires:
 		return nil, newProblem(http.StatusForbidden, codeExpired, "the URL has expired")
