@@ -18,9 +18,8 @@ import (
 // and used with Go's HTTP client, the download also with a tampered
 // signature (refused, not recorded), for a PUT (refused, recorded) and
 // with an X-Forwarded-For the server does not trust; a third URL is left
-// unused. The server is stopped right after
-// the last request, so what the report shows after a restart was stored
-// by Close at the latest.
+// unused. The server is stopped right after the last request, so what the
+// report shows after a restart was stored by Close at the latest.
 func TestUsageLocalStore(t *testing.T) {
 	m, adminToken := MustRunMain(t)
 	admin := cli{tb: t, addr: m.URL(), token: adminToken}
