@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/auditsink"
+	"github.com/signetdev/signet/internal/syncbuf"
 	"github.com/signetdev/signet/internal/testpeer"
 )
 
@@ -173,4 +175,29 @@ func httpDo(t *testing.T, method, url, token string, body string) (int, map[stri
 	var m map[string]any
 	json.NewDecoder(resp.Body).Decode(&m)
 	return resp.StatusCode, m
+}
+
+// TestBootstrapTokenOutput: the first start shows the admin's API key on
+// standard output, unless an audit sink streams the log there, where
+// collectors would ship the key on with the audit stream; the key is in
+// its file either way.
+func TestBootstrapTokenOutput(t *testing.T) {
+	for _, stdoutSink := range []bool{false, true} {
+		cfg := DefaultConfig()
+		cfg.Addr, cfg.DataDir = "127.0.0.1:0", t.TempDir()
+		if stdoutSink {
+			cfg.AuditSinks = []auditsink.Config{{Name: "siem", Type: auditsink.TypeStdout}}
+		}
+		var out syncbuf.Buffer
+		m := &Main{Config: cfg, Dev: true, Stdout: &out}
+		token := mustRun(t, m)
+		m.Close()
+		shown := strings.Contains(out.String(), token)
+		if shown == stdoutSink {
+			t.Errorf("stdout sink %v: key shown on standard output: %v; output %q", stdoutSink, shown, out.String())
+		}
+		if !strings.Contains(out.String(), filepath.Join(cfg.DataDir, "admin-token")) {
+			t.Errorf("stdout sink %v: the output does not say where the key is saved: %q", stdoutSink, out.String())
+		}
+	}
 }

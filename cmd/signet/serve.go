@@ -146,8 +146,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	if token != "" {
-		fmt.Fprintf(m.Stdout, "signet: created instance admin \"admin\"; its API key is shown once and saved to %s:\n%s\n",
-			filepath.Join(c.DataDir, "admin-token"), token)
+		path := filepath.Join(c.DataDir, "admin-token")
+		if streamsToStdout(c.AuditSinks) {
+			// Standard output is an audit stream that collectors ship
+			// on: the key stays in its file.
+			fmt.Fprintf(m.Stdout, "signet: created instance admin \"admin\"; its API key is saved to %s (not shown: an audit sink writes to standard output)\n", path)
+		} else {
+			fmt.Fprintf(m.Stdout, "signet: created instance admin \"admin\"; its API key is shown once and saved to %s:\n%s\n", path, token)
+		}
 	}
 
 	keyFile := c.AuditCheckpointKeyFile
@@ -380,4 +386,15 @@ func openStore(ctx context.Context, c Config, now func() time.Time) (signet.Stor
 	}
 	db.Now = now
 	return db, nil
+}
+
+// streamsToStdout reports whether one of sinks writes the audit log to
+// standard output.
+func streamsToStdout(sinks []auditsink.Config) bool {
+	for _, sc := range sinks {
+		if sc.Type == auditsink.TypeStdout {
+			return true
+		}
+	}
+	return false
 }
