@@ -446,31 +446,81 @@ func TestWebhookCrash(t *testing.T) {
 	}
 }
 
-// TestPruned: a cursor older than the first entry left in the log
-// continues with the first one left.
+// TestPruned: a sink follows a log whose first entries were pruned. A
+// cursor older than the first entry left continues with the first one
+// left and warns of the entries it missed; a new sink starts at the first
+// entry left ("beginning"), with nothing missed and no warning.
 func TestPruned(t *testing.T) {
-	st := openStore(t)
-	appendN(t, st, 30)
-	db, err := sql.Open("sqlite", "file:"+st.path)
-	if err != nil {
-		t.Fatal(err)
+	// prunedLog is a log of 30 entries of which 1 to 12 were pruned.
+	prunedLog := func(t *testing.T) (testStore, []*signet.AuditEvent) {
+		st := openStore(t)
+		appendN(t, st, 30)
+		all := allEvents(t, st)
+		db, err := sql.Open("sqlite", "file:"+st.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec("DELETE FROM audit_events WHERE id <= 12"); err != nil {
+			t.Fatal(err)
+		}
+		left := allEvents(t, st)
+		if len(left) != 18 || left[0].Seq != 13 {
+			t.Fatalf("log after pruning starts at %d with %d entries", left[0].Seq, len(left))
+		}
+		return st, all
 	}
-	if _, err := db.Exec("DELETE FROM audit_events WHERE id <= 12"); err != nil {
-		t.Fatal(err)
+	// run starts a file sink whose state is in state, waits for the 18
+	// entries left, and returns the warnings that name missing entries.
+	run := func(t *testing.T, st testStore, state string) (missing [][2]int64) {
+		var logs syncbuf.Buffer
+		logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		path := filepath.Join(t.TempDir(), "a.jsonl")
+		r := startWith(t, Options{Store: st, Dir: state, Logger: logger}, Config{Name: "f", Type: TypeFile, Path: path})
+		waitFor(t, "18 entries", func() bool { got, _ := fileLines(t, path); return len(got) >= 18 })
+		r.stop()
+		got, _ := fileLines(t, path)
+		if err := sameLog(got, allEvents(t, st)); err != nil {
+			t.Error(err)
+		}
+		endsWithNewline(t, path)
+		sc := bufio.NewScanner(bytes.NewReader(logs.Bytes()))
+		for sc.Scan() {
+			var rec struct {
+				Level string
+				From  *int64 `json:"missing_from"`
+				To    *int64 `json:"missing_to"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+				t.Fatalf("log line %q: %v", sc.Text(), err)
+			}
+			if rec.From != nil || rec.To != nil {
+				if rec.Level != slog.LevelWarn.String() || rec.From == nil || rec.To == nil {
+					t.Errorf("log line %s: want a warning naming the range", sc.Text())
+					continue
+				}
+				missing = append(missing, [2]int64{*rec.From, *rec.To})
+			}
+		}
+		return missing
 	}
-	db.Close()
-	want := allEvents(t, st)
-	if len(want) != 18 || want[0].Seq != 13 {
-		t.Fatalf("log after pruning starts at %d with %d entries", want[0].Seq, len(want))
-	}
-	path := filepath.Join(t.TempDir(), "a.jsonl")
-	start(t, st, t.TempDir(), nil, Config{Name: "f", Type: TypeFile, Path: path})
-	waitFor(t, "18 entries", func() bool { got, _ := fileLines(t, path); return len(got) >= 18 })
-	got, _ := fileLines(t, path)
-	if err := sameLog(got, want); err != nil {
-		t.Error(err)
-	}
-	endsWithNewline(t, path)
+
+	t.Run("Cursor", func(t *testing.T) {
+		st, all := prunedLog(t)
+		state := t.TempDir()
+		if err := writeCursor(filepath.Join(state, "f.cursor"), cursor{Seq: 5, Hash: all[4].Hash}); err != nil {
+			t.Fatal(err)
+		}
+		if got := run(t, st, state); len(got) != 1 || got[0] != [2]int64{6, 12} {
+			t.Errorf("warnings of missing entries %v, want one for 6 to 12", got)
+		}
+	})
+	t.Run("NewSink", func(t *testing.T) {
+		st, _ := prunedLog(t)
+		if got := run(t, st, t.TempDir()); len(got) != 0 {
+			t.Errorf("a sink that never delivered warned of missing entries %v; want none", got)
+		}
+	})
 }
 
 func TestStartEnd(t *testing.T) {

@@ -386,10 +386,14 @@ func (f *follower) read(ctx context.Context) ([]*signet.AuditEvent, error) {
 
 // lines encodes evs as the lines of `signet audit export`, noting entries
 // pruned before the sink took them and a log that no longer continues
-// from the cursor.
+// from the cursor. A sink without a cursor has taken nothing yet and
+// starts at the first entry still in the log ("beginning"), so entries
+// pruned before that are not missing from it.
 func (f *follower) lines(evs []*signet.AuditEvent) ([]line, error) {
 	first := evs[0]
 	switch {
+	case !f.hasCursor:
+		f.log.Info("audit sink starts at the first entry in the log", "seq", first.Seq)
 	case first.Seq > f.cur.Seq+1:
 		f.log.Warn("audit entries were removed from the log before this sink delivered them; continuing with the first one left",
 			"missing_from", f.cur.Seq+1, "missing_to", first.Seq-1)
