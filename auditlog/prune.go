@@ -38,6 +38,17 @@ type Pruner interface {
 	PruneAudit(through int64) (int64, error)
 }
 
+// UsagePruner is implemented by the transactions of the stores that keep
+// usage events (sqlite, postgres). Like Pruner it is kept out of
+// signet.Tx and signet.UsageTx because only retention may call it.
+type UsagePruner interface {
+	// PruneOrphanUsage deletes the usage events served before before
+	// whose grant id no audit event still in the log carries, and returns
+	// how many it deleted. PermissionDenied if the database role may not
+	// delete usage events.
+	PruneOrphanUsage(before time.Time) (int64, error)
+}
+
 // DefaultRetentionInterval is the default of Retention.Interval.
 const DefaultRetentionInterval = time.Hour
 
@@ -128,25 +139,43 @@ func (r *Retention) Prune(ctx context.Context) (pruned []Pruned, wait string, er
 }
 
 // pruneUsage deletes the usage events (signet.UsageTx) served before
-// cutoff and records how many in an audit entry of the same transaction.
-// They are not part of the chain, so no checkpoint is needed; they hold
-// client addresses, so they go with the audit log's age.
+// cutoff whose grants are no longer in the log, and records how many in
+// an audit entry of the same transaction. They are not part of the chain,
+// so no checkpoint is needed; they hold client addresses, so they go with
+// the audit log's age, but not before the entries that issued their
+// grants: a prune keeps old entries that no checkpoint covers yet, and
+// `signet audit usage` must still show those grants' uses.
+//
+// The bound is the grant, not a time. A time bound (the issue time of the
+// first entry left) would compare the store's clock, which dates usage
+// events (MinIO's, S3's), with signet's, which dates audit entries: a
+// store whose clock is behind would lose uses of kept grants, by however
+// much it is behind, and no margin is sure to be enough; nor do times in
+// the log grow with seq (replicas' clocks differ too). Asking whether the
+// log still holds the grant is exact, and cheap on both stores: the usage
+// events older than the cut-off are found by their index on occurred_at,
+// and each costs a probe of the audit log's index on grant_id (PostgreSQL
+// hashes the log's grant ids instead when many events are old). The
+// events kept, looked at again at the next prune, are only those of old
+// entries that no checkpoint covers yet.
 func (r *Retention) pruneUsage(ctx context.Context, cutoff time.Time) error {
 	var n int64
 	err := r.Store.Update(ctx, func(tx signet.Tx) error {
-		u, ok := tx.(signet.UsageTx)
+		// A store without UsagePruner keeps no usage events (or cannot
+		// tell which belong to pruned grants): nothing is deleted.
+		u, ok := tx.(UsagePruner)
 		if !ok {
 			return nil
 		}
 		var err error
-		if n, err = u.PruneUsage(cutoff); err != nil || n == 0 {
+		if n, err = u.PruneOrphanUsage(cutoff); err != nil || n == 0 {
 			return err
 		}
 		return tx.AppendAudit(&signet.AuditEvent{
 			ActorUser: r.Actor,
 			Action:    signet.ActionUsagePrune,
 			Outcome:   signet.OutcomeAllowed,
-			Reason: fmt.Sprintf("retention %s: %d usage events served before %s deleted",
+			Reason: fmt.Sprintf("retention %s: %d usage events served before %s, of grants no longer in the audit log, deleted",
 				r.MaxAge, n, cutoff.UTC().Format(time.RFC3339)),
 		})
 	})

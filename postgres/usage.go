@@ -173,3 +173,30 @@ func (t *tx) PruneUsage(before time.Time) (int64, error) {
 	}
 	return tag.RowsAffected(), nil
 }
+
+// PruneOrphanUsage deletes the usage events served before before whose
+// grant id no audit event carries (auditlog.UsagePruner): those of grants
+// whose entries were pruned, and of grants signet never issued. The term
+// that excludes empty grant ids lets the planner probe the partial index
+// audit_events_grant for each old event (it hashes the log's grant ids
+// instead when many events are old). The application role may not (it
+// only appends): PermissionDenied.
+func (t *tx) PruneOrphanUsage(before time.Time) (int64, error) {
+	const op = "postgres.PruneOrphanUsage"
+	if err := t.writable(op); err != nil {
+		return 0, err
+	}
+	tag, err := t.exec(pruneOrphanUsage, normalize(before))
+	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42501" { // insufficient_privilege
+			return 0, signet.E(op, signet.PermissionDenied, "the database role may not delete usage events; "+
+				"prune as the owner of signet's tables (signet audit prune --db URL)", err)
+		}
+		return 0, t.fail(op, err, "", "")
+	}
+	return tag.RowsAffected(), nil
+}
+
+const pruneOrphanUsage = `DELETE FROM usage_events u WHERE u.occurred_at < $1
+	AND NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.grant_id = u.grant_id AND a.grant_id <> '')`

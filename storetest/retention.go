@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -26,6 +27,7 @@ func RunRetention(t *testing.T, open func(t *testing.T) signet.Store) {
 		{"Idle", testRetentionIdle},
 		{"CheckpointMismatch", testRetentionCheckpointMismatch},
 		{"Usage", testRetentionUsage},
+		{"UsageOfKeptGrants", testRetentionUsageOfKeptGrants},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}
@@ -285,5 +287,60 @@ func testRetentionUsage(t *testing.T, s signet.Store) {
 	}
 	if evs := audit(t, s, signet.AuditFilter{Action: signet.ActionUsagePrune}); len(evs) != 1 {
 		t.Errorf("%d usage.prune entries after a prune with nothing old, want still 1", len(evs))
+	}
+}
+
+// testRetentionUsageOfKeptGrants: a prune deletes the usage events of
+// the grants it pruned, but not those of grants whose entries it kept,
+// however old the events: entries 1 to 12 are old, 13 young, and the
+// only checkpoint is of entry 8, so 9 to 12 stay, and so do the uses of
+// their grants, also one the store dated before the grant was issued (a
+// store whose clock is behind signet's). Uses of pruned grants, and of
+// grants never issued, go once older than the cut-off.
+func testRetentionUsageOfKeptGrants(t *testing.T, s signet.Store) {
+	now := time.Now()
+	evs := make([]*signet.AuditEvent, 13)
+	for i := range evs {
+		evs[i] = &signet.AuditEvent{Time: now.Add(-10*24*time.Hour + time.Duration(i+1)*time.Minute),
+			Action: signet.ActionPresignDownload, Outcome: signet.OutcomeAllowed, Team: "ml", ObjectKey: fmt.Sprintf("k/%d", i+1)}
+	}
+	evs[12].Time = now.Add(-time.Hour)
+	evs[2].GrantID, evs[9].GrantID, evs[12].GrantID = "g-pruned", "g-kept", "g-young"
+	appendEvents(t, s, evs...)
+	appendUsage(t, s,
+		usageEvent("g-pruned", "192.0.2.1", 200, evs[2].Time.Add(time.Minute)), // goes
+		usageEvent("g-pruned", "192.0.2.1", 200, now.Add(-time.Hour)),          // young: stays
+		usageEvent("g-kept", "192.0.2.2", 200, evs[9].Time.Add(time.Minute)),
+		usageEvent("g-kept", "192.0.2.2", 200, evs[8].Time.Add(-time.Minute)), // before entry 9: a clock behind
+		usageEvent("g-never", "192.0.2.3", 200, now.Add(-6*24*time.Hour)),     // goes
+		usageEvent("g-young", "192.0.2.4", 200, now.Add(-30*time.Minute)))
+	f := newCPFixture(t)
+	f.sign(t, 8, evs[7].Hash)
+	pruned, _, err := f.retention(s, 0).Prune(t.Context())
+	if err != nil || len(pruned) != 1 || pruned[0].Through != 8 {
+		t.Fatalf("Prune = %+v, %v; want entries 1 to 8", pruned, err)
+	}
+	uses := map[string]int64{}
+	for _, u := range grantUsage(t, s, "g-pruned", "g-kept", "g-never", "g-young") {
+		uses[u.GrantID] += u.Uses
+	}
+	if want := map[string]int64{"g-pruned": 1, "g-kept": 2, "g-young": 1}; !maps.Equal(uses, want) {
+		t.Errorf("uses left %v, want %v", uses, want)
+	}
+	up := audit(t, s, signet.AuditFilter{Action: signet.ActionUsagePrune})
+	if len(up) != 1 || !strings.Contains(up[0].Reason, " 2 usage events") {
+		for _, e := range up {
+			t.Logf("usage.prune: %s", e.Reason)
+		}
+		t.Errorf("%d usage.prune entries; want one that counts 2 events", len(up))
+	}
+	// The kept grant is still reported as used.
+	var issued []*signet.AuditEvent
+	mustView(t, s, func(tx signet.Tx) (err error) {
+		issued, err = usageTx(t, tx).IssuedGrants(signet.GrantFilter{Team: "ml"})
+		return err
+	})
+	if len(issued) != 2 || issued[0].GrantID != "g-kept" || issued[1].GrantID != "g-young" {
+		t.Errorf("issued grants left %d; want g-kept and g-young", len(issued))
 	}
 }
