@@ -54,10 +54,6 @@ type UsageTx interface {
 	// remote address, in no particular order; grants without usage events
 	// have no entry.
 	GrantUsage(grantIDs []string) ([]*AddressUsage, error)
-	// PruneUsage deletes the usage events the store served before before
-	// and returns how many it deleted. PermissionDenied when the store's
-	// role may not delete them (PostgreSQL's application role).
-	PruneUsage(before time.Time) (int64, error)
 }
 
 // UsageOf returns the usage methods of tx, or Unimplemented when its

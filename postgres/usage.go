@@ -155,25 +155,6 @@ func (t *tx) GrantUsage(grantIDs []string) ([]*signet.AddressUsage, error) {
 	return us, nil
 }
 
-// PruneUsage deletes the usage events served before before. The
-// application role may not (it only appends): PermissionDenied.
-func (t *tx) PruneUsage(before time.Time) (int64, error) {
-	const op = "postgres.PruneUsage"
-	if err := t.writable(op); err != nil {
-		return 0, err
-	}
-	tag, err := t.exec("DELETE FROM usage_events WHERE occurred_at < $1", normalize(before))
-	if err != nil {
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "42501" { // insufficient_privilege
-			return 0, signet.E(op, signet.PermissionDenied, "the database role may not delete usage events; "+
-				"prune as the owner of signet's tables (signet audit prune --db URL)", err)
-		}
-		return 0, t.fail(op, err, "", "")
-	}
-	return tag.RowsAffected(), nil
-}
-
 // PruneOrphanUsage deletes the usage events served before before whose
 // grant id no audit event carries (auditlog.UsagePruner): those of grants
 // whose entries were pruned, and of grants signet never issued. The term

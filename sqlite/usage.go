@@ -137,19 +137,6 @@ func (t *tx) GrantUsage(grantIDs []string) ([]*signet.AddressUsage, error) {
 	return out, nil
 }
 
-// PruneUsage deletes the usage events served before before.
-func (t *tx) PruneUsage(before time.Time) (int64, error) {
-	const op = "sqlite.PruneUsage"
-	if err := t.writable(op); err != nil {
-		return 0, err
-	}
-	res, err := t.tx.ExecContext(t.ctx, "DELETE FROM usage_events WHERE occurred_at < ?", micros(normalize(before)))
-	if err != nil {
-		return 0, t.fail(op, err, "", "")
-	}
-	return res.RowsAffected()
-}
-
 // PruneOrphanUsage deletes the usage events served before before whose
 // grant id no audit event carries (auditlog.UsagePruner): those of grants
 // whose entries were pruned, and of grants signet never issued. Each old

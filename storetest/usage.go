@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/signetdev/signet"
+	"github.com/signetdev/signet/auditlog"
 )
 
 // usageTests cover AppendUsage, IssuedGrants and GrantUsage: the store's
@@ -277,8 +278,9 @@ func testGrantUsage(t *testing.T, s signet.Store) {
 	}
 }
 
-// testPruneUsage: PruneUsage deletes exactly the events served before its
-// time, whatever their grant, and counts them.
+// testPruneUsage: PruneOrphanUsage deletes exactly the events served
+// before its time whose grant no audit event carries (none here), and
+// counts them.
 func testPruneUsage(t *testing.T, s signet.Store) {
 	old1 := usageEvent("g1", "192.0.2.1", 200, base)
 	old2 := usageEvent("g2", "192.0.2.2", 200, base.Add(time.Minute-time.Microsecond))
@@ -287,11 +289,11 @@ func testPruneUsage(t *testing.T, s signet.Store) {
 	appendUsage(t, s, old1, old2, edge, young)
 	var n int64
 	mustUpdate(t, s, func(tx signet.Tx) (err error) {
-		n, err = usageTx(t, tx).PruneUsage(base.Add(time.Minute))
+		n, err = usagePruner(t, tx).PruneOrphanUsage(base.Add(time.Minute))
 		return err
 	})
 	if n != 2 {
-		t.Errorf("PruneUsage deleted %d, want 2", n)
+		t.Errorf("PruneOrphanUsage deleted %d, want 2", n)
 	}
 	us := grantUsage(t, s, "g1", "g2")
 	uses := map[string]int64{}
@@ -302,12 +304,22 @@ func testPruneUsage(t *testing.T, s signet.Store) {
 		t.Errorf("uses left %v, want one each (the event at the cut and the young one)", uses)
 	}
 	mustUpdate(t, s, func(tx signet.Tx) (err error) {
-		n, err = usageTx(t, tx).PruneUsage(base.Add(time.Minute))
+		n, err = usagePruner(t, tx).PruneOrphanUsage(base.Add(time.Minute))
 		return err
 	})
 	if n != 0 {
-		t.Errorf("second PruneUsage deleted %d, want 0", n)
+		t.Errorf("second PruneOrphanUsage deleted %d, want 0", n)
 	}
+}
+
+// usagePruner returns the usage pruning of tx, which retention uses.
+func usagePruner(t *testing.T, tx signet.Tx) auditlog.UsagePruner {
+	t.Helper()
+	p, ok := tx.(auditlog.UsagePruner)
+	if !ok {
+		t.Fatalf("%T does not implement auditlog.UsagePruner", tx)
+	}
+	return p
 }
 
 // grantUsage reads the usage of grantIDs from s.
