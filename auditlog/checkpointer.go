@@ -21,8 +21,11 @@ const DefaultCheckpointInterval = time.Minute
 // that the entry of that checkpoint still has its hash. So it signs only a
 // log that continues the one it signed before, and reports, at every
 // interval until someone looks, a log that was rewritten, cut short or
-// restored from an old backup. Set the fields before calling Run or
-// Checkpoint; a Checkpointer is not safe for concurrent use.
+// restored from an old backup. After such a failure it reads Dir again,
+// so moving aside the checkpoints newer than a deliberately restored
+// backup lets it start again from the latest one that matches. Set the
+// fields before calling Run or Checkpoint; a Checkpointer is not safe for
+// concurrent use.
 type Checkpointer struct {
 	Store signet.Store
 	// Key signs the checkpoints. Keep it outside the database.
@@ -102,7 +105,8 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 // writes a signed checkpoint of the head. It returns the checkpoint and
 // its path; a *VerifyError if the log is not consistent with the last
 // checkpoint (and then writes none); or the store's or file system's
-// error.
+// error. After a failure, the next call reads Dir again, so that
+// checkpoints moved aside count from then on.
 func (c *Checkpointer) Checkpoint(ctx context.Context) (*Checkpoint, string, error) {
 	pub := c.Key.Public().(ed25519.PublicKey)
 	if c.last == nil {
@@ -119,6 +123,11 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (*Checkpoint, string, err
 		return err
 	})
 	if err != nil {
+		// What an operator does about a failure is change Dir: move aside
+		// the checkpoints newer than a restored backup. The checkpoint
+		// held may be one of those moved, so it is read again. (A healthy
+		// run keeps it.)
+		c.last = nil
 		return nil, "", err
 	}
 	now := time.Now

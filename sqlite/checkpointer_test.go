@@ -236,3 +236,56 @@ func BenchmarkVerify(b *testing.B) {
 	defer ro.Close()
 	storetest.BenchmarkVerify(b, ro, n)
 }
+
+// TestCheckpointerMoveAside: after a restore from an old backup, moving
+// the checkpoints newer than it aside lets the running checkpointer start
+// again from the latest one that still matches, at its next run, with no
+// restart (docs/audit.md, "Checkpoints").
+func TestCheckpointerMoveAside(t *testing.T) {
+	ctx := context.Background()
+	db, path := openStore(t)
+	dir := filepath.Join(t.TempDir(), "checkpoints")
+	key := mustKey(t)
+	appendN(t, db, 4)
+	c := &auditlog.Checkpointer{Store: db, Key: key, Dir: dir}
+	cp4, _, err := c.Checkpoint(ctx)
+	if err != nil || cp4.Seq != 4 {
+		t.Fatalf("checkpoint = %+v, %v; want seq 4", cp4, err)
+	}
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	copyDB(t, path, backup)
+	appendN(t, db, 4)
+	var newer []string
+	for range 2 {
+		_, p, err := c.Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		newer = append(newer, p)
+	}
+	db.Close()
+
+	// serve restarts on the restored copy.
+	old, err := sqlite.Open(ctx, backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	c = &auditlog.Checkpointer{Store: old, Key: key, Dir: dir}
+	_, _, err = c.Checkpoint(ctx)
+	wantFault(t, err, auditlog.Truncated, 8)
+	aside := t.TempDir()
+	for _, p := range newer {
+		if err := os.Rename(p, filepath.Join(aside, filepath.Base(p))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp, _, err := c.Checkpoint(ctx)
+	if err != nil || cp.Seq != 4 || cp.Hash != cp4.Hash {
+		t.Fatalf("checkpoint after moving the newer ones aside = %+v, %v; want entry 4 again", cp, err)
+	}
+	appendN(t, old, 2)
+	if cp, _, err := c.Checkpoint(ctx); err != nil || cp.Seq != 6 {
+		t.Errorf("next checkpoint = %+v, %v; want entry 6", cp, err)
+	}
+}
