@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/signetdev/signet"
 	"github.com/signetdev/signet/auditlog"
+	"github.com/signetdev/signet/internal/syncbuf"
 	"github.com/signetdev/signet/sqlite"
 	"github.com/signetdev/signet/storetest"
 )
@@ -287,5 +289,214 @@ func TestCheckpointerMoveAside(t *testing.T) {
 	appendN(t, old, 2)
 	if cp, _, err := c.Checkpoint(ctx); err != nil || cp.Seq != 6 {
 		t.Errorf("next checkpoint = %+v, %v; want entry 6", cp, err)
+	}
+}
+
+// prunedStore returns a store whose entries 1 to 10, ten days old, were
+// pruned for retention at a checkpoint of entry 10, followed by entries
+// 11 to 13 and the prune's record, 14; and the directory that holds the
+// checkpoints, which the pruning replica wrote (10 and 13, the anchor and
+// its latest).
+func prunedStore(t *testing.T, key ed25519.PrivateKey) (*sqlite.DB, string, string) {
+	t.Helper()
+	ctx := context.Background()
+	db, path := openStore(t)
+	old := time.Now().Add(-10 * 24 * time.Hour)
+	var evs []*signet.AuditEvent
+	for i := range 10 {
+		evs = append(evs, &signet.AuditEvent{Time: old.Add(time.Duration(i) * time.Minute),
+			Action: signet.ActionPresignDownload, Outcome: signet.OutcomeAllowed, ObjectKey: "k"})
+	}
+	if err := db.Update(ctx, func(tx signet.Tx) error { return tx.AppendAudit(evs...) }); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "pruner")
+	c := &auditlog.Checkpointer{Store: db, Key: key, Dir: dir}
+	if cp, _, err := c.Checkpoint(ctx); err != nil || cp.Seq != 10 {
+		t.Fatalf("checkpoint = %+v, %v; want entry 10", cp, err)
+	}
+	appendN(t, db, 3)
+	if _, _, err := c.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := &auditlog.Retention{Store: db, MaxAge: 5 * 24 * time.Hour, Dir: dir, Pub: key.Public().(ed25519.PublicKey), Actor: "signet"}
+	if pruned, _, err := r.Prune(ctx); err != nil || len(pruned) != 1 || pruned[0].Through != 10 {
+		t.Fatalf("Prune = %+v, %v; want entries 1 to 10", pruned, err)
+	}
+	return db, path, dir
+}
+
+// copyAnchor copies the checkpoint of entry seq from one directory to
+// another, as an operator would.
+func copyAnchor(t *testing.T, from, to string, seq int64) {
+	t.Helper()
+	matches, _ := filepath.Glob(filepath.Join(from, fmt.Sprintf("checkpoint-%020d-*.json", seq)))
+	if len(matches) == 0 {
+		t.Fatalf("no checkpoint of entry %d in %s", seq, from)
+	}
+	b, err := os.ReadFile(matches[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(to, filepath.Base(matches[0])), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckpointerPruned: a checkpointer whose directory lacks the
+// checkpoint a prune was made at (another replica's, or one down since
+// before the prune) signs nothing, and says which checkpoint is missing
+// and where to get it, apart from tampering; once it is copied in, the
+// next run signs.
+func TestCheckpointerPruned(t *testing.T) {
+	ctx := context.Background()
+	key := mustKey(t)
+
+	t.Run("EmptyDir", func(t *testing.T) {
+		db, _, pruner := prunedStore(t, key)
+		dir := filepath.Join(t.TempDir(), "replica")
+		c := &auditlog.Checkpointer{Store: db, Key: key, Dir: dir}
+		_, _, err := c.Checkpoint(ctx)
+		wantMissingAnchor(t, err, 11, dir, nil)
+		if n := countFiles(t, dir); n != 0 {
+			t.Errorf("%d files written without the anchor", n)
+		}
+		copyAnchor(t, pruner, dir, 10)
+		if cp, _, err := c.Checkpoint(ctx); err != nil || cp.Seq != 14 {
+			t.Errorf("checkpoint with the anchor copied in = %+v, %v; want entry 14", cp, err)
+		}
+	})
+	t.Run("OlderDir", func(t *testing.T) {
+		// A replica whose latest checkpoint is of entry 5, from before
+		// the prune.
+		db, _, pruner := prunedStore(t, key)
+		dir := filepath.Join(t.TempDir(), "replica")
+		var five *auditlog.Checkpoint
+		if err := db.View(ctx, func(tx signet.Tx) error {
+			evs, err := tx.Audit(signet.AuditFilter{Limit: 1})
+			if err == nil {
+				// Entry 5 is gone; sign a checkpoint of it with the hash
+				// entry 11 does not link to: any entry before the anchor.
+				five = auditlog.Sign(key, signet.AuditHead{Seq: 5, Hash: evs[0].Hash}, base)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := auditlog.WriteCheckpoint(dir, five); err != nil {
+			t.Fatal(err)
+		}
+		c := &auditlog.Checkpointer{Store: db, Key: key, Dir: dir}
+		_, _, err := c.Checkpoint(ctx)
+		wantMissingAnchor(t, err, 11, dir, five)
+		copyAnchor(t, pruner, dir, 10)
+		if cp, _, err := c.Checkpoint(ctx); err != nil || cp.Seq != 14 {
+			t.Errorf("checkpoint with the anchor copied in = %+v, %v; want entry 14", cp, err)
+		}
+	})
+	t.Run("AnchorMismatch", func(t *testing.T) {
+		// A checkpoint of entry 10 with another hash is no anchor.
+		db, _, _ := prunedStore(t, key)
+		dir := filepath.Join(t.TempDir(), "replica")
+		if _, err := auditlog.WriteCheckpoint(dir, auditlog.Sign(key, signet.AuditHead{Seq: 10, Hash: signet.AuditHash{1}}, base)); err != nil {
+			t.Fatal(err)
+		}
+		c := &auditlog.Checkpointer{Store: db, Key: key, Dir: dir}
+		_, _, err := c.Checkpoint(ctx)
+		wantFault(t, err, auditlog.CheckpointMismatch, 11)
+	})
+	t.Run("ForeignAnchor", func(t *testing.T) {
+		// The anchor signed by another key is not read.
+		db, _, pruner := prunedStore(t, key)
+		dir := filepath.Join(t.TempDir(), "replica")
+		copyAnchor(t, pruner, dir, 10)
+		c := &auditlog.Checkpointer{Store: db, Key: mustKey(t), Dir: dir}
+		_, _, err := c.Checkpoint(ctx)
+		wantMissingAnchor(t, err, 11, dir, nil)
+	})
+	t.Run("DeletedNotPruned", func(t *testing.T) {
+		// Entries deleted by hand, past the prune, are tampering: no
+		// audit.prune entry records them.
+		db, path, pruner := prunedStore(t, key)
+		rawExec(t, path, "DELETE FROM audit_events WHERE id <= 11")
+		dir := filepath.Join(t.TempDir(), "replica")
+		c := &auditlog.Checkpointer{Store: db, Key: key, Dir: dir}
+		_, _, err := c.Checkpoint(ctx)
+		wantFault(t, err, auditlog.Unanchored, 1)
+		copyAnchor(t, pruner, dir, 10)
+		_, _, err = c.Checkpoint(ctx)
+		wantFault(t, err, auditlog.Gap, 10)
+	})
+	t.Run("NoPruneRecord", func(t *testing.T) {
+		// Entries deleted by hand exactly at a checkpoint: the anchor
+		// matches, but no audit.prune entry records the deletion, so
+		// nothing is signed, as signet audit verify would not pass it.
+		db, path := openStore(t)
+		dir := filepath.Join(t.TempDir(), "checkpoints")
+		appendN(t, db, 6)
+		c := &auditlog.Checkpointer{Store: db, Key: key, Dir: dir}
+		if _, _, err := c.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, db, 2)
+		rawExec(t, path, "DELETE FROM audit_events WHERE id <= 6")
+		_, _, err := c.Checkpoint(ctx)
+		wantFault(t, err, auditlog.Unanchored, 7)
+	})
+	t.Run("Run", func(t *testing.T) {
+		// serve's log says what is missing, apart from tampering, and
+		// the running checkpointer signs once the anchor is copied in.
+		db, _, pruner := prunedStore(t, key)
+		dir := filepath.Join(t.TempDir(), "replica")
+		var logs syncbuf.Buffer
+		ctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- auditlog.RunCheckpointer(ctx, db, key, dir, 10*time.Millisecond,
+				slog.New(slog.NewTextHandler(&logs, nil)))
+		}()
+		defer func() { cancel(); <-done }()
+		waitFor(t, func() bool { return strings.Count(logs.String(), "level=ERROR") >= 2 })
+		if s := logs.String(); !strings.Contains(s, `kind="missing anchor"`) || strings.Contains(s, "failed verification") {
+			t.Errorf("log without the anchor:\n%s", s)
+		}
+		copyAnchor(t, pruner, dir, 10)
+		waitFor(t, func() bool {
+			cp, _, _, err := auditlog.LatestCheckpoint(dir, key.Public().(ed25519.PublicKey))
+			return err == nil && cp != nil && cp.Seq == 14
+		})
+	})
+}
+
+// wantMissingAnchor checks that err is an *auditlog.AnchorError for a log
+// starting at first, naming dir and the latest checkpoint in it, and that
+// it is not reported as tampering.
+func wantMissingAnchor(t *testing.T, err error, first int64, dir string, latest *auditlog.Checkpoint) {
+	t.Helper()
+	var ae *auditlog.AnchorError
+	var ve *auditlog.VerifyError
+	switch {
+	case !errors.As(err, &ae):
+		t.Errorf("error = %v; want a missing anchor", err)
+	case errors.As(err, &ve):
+		t.Errorf("error = %v: a missing anchor reported as a %s", err, ve.Kind)
+	case ae.First != first || ae.Dir != dir:
+		t.Errorf("missing anchor for a log starting at %d in %s; want %d in %s", ae.First, ae.Dir, first, dir)
+	case (ae.Latest == nil) != (latest == nil) || latest != nil && ae.Latest.Seq != latest.Seq:
+		t.Errorf("missing anchor names latest checkpoint %+v, want %+v", ae.Latest, latest)
+	}
+}
+
+// waitFor polls cond for up to 5 seconds, and fails the test if it does
+// not hold by then.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
 	}
 }

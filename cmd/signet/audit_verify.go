@@ -377,7 +377,13 @@ func newAuditCheckpointCmd(env *Env) *cobra.Command {
 		Long: `Write one signed checkpoint of the audit log's head, as signet serve does at
 every interval, after verifying the entries since the latest checkpoint in the
 directory signed by the same key (or the whole log). The database is opened
-read-only. The key is created (mode 0600) if it does not exist.`,
+read-only. The key is created (mode 0600) if it does not exist.
+
+A log pruned for retention starts at entry N > 1 and is verified from the
+checkpoint of entry N-1 it was pruned at; if the directory lacks it (a new
+replica, or another replica pruned), nothing is written and the error names
+the file to copy in, from the pruning replica's checkpoint directory or the
+audit_checkpoint_export bucket.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if db == "" {
@@ -405,7 +411,13 @@ read-only. The key is created (mode 0600) if it does not exist.`,
 			cp, path, err := c.Checkpoint(cmd.Context())
 			if err != nil {
 				var ve *auditlog.VerifyError
-				if errors.As(err, &ve) {
+				var ae *auditlog.AnchorError
+				switch {
+				case errors.As(err, &ae):
+					// Not tampering: the directory lacks the checkpoint a
+					// prune was made at, and the error says which.
+					return fmt.Errorf("no checkpoint written: %w", err)
+				case errors.As(err, &ve):
 					return fmt.Errorf("audit log is not intact, no checkpoint written: %w", err)
 				}
 				return err
