@@ -455,6 +455,14 @@ func (s *Server) handleSetConnector(w http.ResponseWriter, r *http.Request) {
 	if err == nil && c.Bucket == "" {
 		err = signet.Errorf(signet.Invalid, "bucket is required")
 	}
+	if err == nil && c.Backend == signet.BackendLocal && c.Bucket != c.Team && !a.Admin {
+		// The built-in store is one for every team, and its URLs are
+		// signed with the server's keys: a bucket named after another
+		// team (or one it has yet to take) would let this team's URLs,
+		// issued now, reach that team's objects later, out of reach of
+		// that team's revocations.
+		err = signet.Errorf(signet.PermissionDenied, "only instance admins may give a local connector a bucket other than the team's name, %q", c.Team)
+	}
 	if err == nil && c.Backend != signet.BackendLocal && len(req.Credentials) == 0 && !a.Admin {
 		err = signet.Errorf(signet.PermissionDenied, "only instance admins may set a connector that signs with the server's own credentials; give the connector its credentials")
 	}

@@ -562,9 +562,21 @@ func TestRoles(t *testing.T) {
 			}
 		})
 	}
-	// A team admin cannot point the connector at another team's data.
-	if a := e.do("PUT", "/v1/teams/cv/connector", other, `{"backend":"local","bucket":"ml"}`); a.Status != 409 {
-		t.Errorf("overlapping connector: %d %s, want 409", a.Status, a.Body)
+	// A team admin cannot point the connector at another team's data, nor
+	// at a bucket of the built-in store that another team may take later
+	// (its URLs, signed with the server's keys, would then reach that
+	// team's objects), nor learn which buckets are taken.
+	for _, bucket := range []string{"ml", "t3", "shared"} {
+		if a := e.do("PUT", "/v1/teams/cv/connector", other, `{"backend":"local","bucket":"`+bucket+`"}`); a.Status != 403 {
+			t.Errorf("team admin, local bucket %q: %d %s, want 403", bucket, a.Status, a.Body)
+		}
+	}
+	if a := e.do("PUT", "/v1/teams/cv/connector", other, `{"backend":"local","bucket":"cv","prefix":"q/"}`); a.Status != 200 {
+		t.Errorf("team admin, the team's own local bucket: %d %s, want 200", a.Status, a.Body)
+	}
+	// Instance admins may choose the bucket, and still not overlap.
+	if a := e.do("PUT", "/v1/teams/cv/connector", tok["instance"], `{"backend":"local","bucket":"ml"}`); a.Status != 409 {
+		t.Errorf("instance admin, overlapping connector: %d %s, want 409", a.Status, a.Body)
 	}
 	denials := 0
 	for _, ev := range e.audit() {
