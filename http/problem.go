@@ -149,6 +149,10 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) ([]byte, error) {
 		}
 		return body, signet.Errorf(signet.Invalid, "request body is not valid UTF-8")
 	}
+	// A \u escape of a lone UTF-16 surrogate is replaced as well.
+	if loneSurrogate(body) {
+		return body, signet.Errorf(signet.Invalid, `request body escapes a lone UTF-16 surrogate (\uD800 to \uDFFF without its pair), which no UTF-8 string holds`)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -162,6 +166,34 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) ([]byte, error) {
 	}
 	return body, nil
 }
+
+// loneSurrogate reports whether body, valid UTF-8, escapes a UTF-16
+// surrogate that is not half of a pair, which encoding/json decodes to
+// U+FFFD. Escapes occur only in strings, where a backslash always starts
+// one, so a scan from one backslash to the next suffices; bodies without
+// "\\u" cost one search.
+func loneSurrogate(body []byte) bool {
+	for i := bytes.IndexByte(body, '\\'); i >= 0 && i+1 < len(body); {
+		n := 2 // the escape's length
+		if body[i+1] == 'u' {
+			r, m := unquoteU(body[i+2:])
+			if r == utf8.RuneError && m == 4 && !isFFFD(body[i+2:]) {
+				return true
+			}
+			n += m
+		}
+		j := bytes.IndexByte(body[i+n:], '\\')
+		if j < 0 {
+			return false
+		}
+		i += n + j
+	}
+	return false
+}
+
+// isFFFD reports whether the hex digits at the start of q name U+FFFD
+// itself, which is no surrogate.
+func isFFFD(q []byte) bool { return len(q) >= 4 && bytes.EqualFold(q[:4], []byte("fffd")) }
 
 // jsonProblem describes a decoding error without echoing input values.
 func jsonProblem(err error) string {

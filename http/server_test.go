@@ -339,6 +339,10 @@ func TestPresignBadInput(t *testing.T) {
 		{"upload", "/v1/teams/ml/uploads", "{\"key\":\"x/\xed\xa0\x80\",\"size\":10}", "invalid_key", "x/\xed\xa0\x80"},
 		{"other field", "/v1/teams/ml/presign", "{\"operation\":\"upload\",\"objects\":[{\"key\":\"k\",\"content_type\":\"text/\xff\"}]}", "invalid", ""},
 		{"member name", "/v1/teams/ml/presign", "{\"operation\":\"upload\",\"objects\":[{\"k\xffey\":\"k\"}]}", "invalid", ""},
+		// An escaped lone surrogate, which encoding/json would also
+		// replace with U+FFFD.
+		{"lone surrogate", "/v1/teams/ml/presign", `{"operation":"download","objects":[{"key":"\ud800x"}]}`, "invalid", ""},
+		{"lone surrogate upload", "/v1/teams/ml/uploads", `{"key":"x/\udc00","size":10}`, "invalid", ""},
 	} {
 		a := e.do("POST", tc.path, tok, tc.body)
 		if a.Status != 400 || a.code() != tc.code || bytes.Contains(a.Body, []byte("/blob/")) {
