@@ -41,6 +41,16 @@ const (
 	ActionIngestRevoke    = "ingest.revoke" // it may no longer
 	ActionUsageIngest     = "usage.ingest"  // recorded when an ingest is refused
 	ActionUsageRead       = "usage.read"    // a usage report was read
+	// Reads recorded only when refused; allowed, they are not recorded.
+	ActionTeamRead       = "team.read"
+	ActionConnectorRead  = "connector.read"
+	ActionMemberList     = "member.list"
+	ActionUserList       = "user.list"
+	ActionKeyList        = "key.list"
+	ActionRevocationList = "revocation.list"
+	// ActionRequest records the refusal of a request that no other action
+	// names; the event's Target is the route.
+	ActionRequest = "request"
 )
 
 // Audit outcomes.

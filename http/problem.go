@@ -69,8 +69,13 @@ func (p *Problem) Error() string {
 const retryAfter = "2"
 
 // writeError answers with err as problem+json. Internal causes are logged,
-// never sent.
+// never sent. A refusal for lack of permission is recorded first
+// (recordRefusal): handlers that record their own refusals answer them
+// through deny, never through here.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if signet.ErrorCode(err) == signet.PermissionDenied {
+		s.recordRefusal(r, err)
+	}
 	s.writeProblem(w, r, err, nil)
 }
 

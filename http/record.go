@@ -137,6 +137,61 @@ func (s *Server) denyObjects(w http.ResponseWriter, r *http.Request, ev *signet.
 	s.writeProblem(w, r, err, objs)
 }
 
+// refusedRead says how the refusal of a read that is not recorded when
+// allowed is recorded: its action, and the query parameters, if any, that
+// name the team asked about and the event's target (a team named in the
+// path is the event's team).
+type refusedRead struct {
+	action, team, target string
+}
+
+// refusedReads are the reads that record their refusals through
+// recordRefusal, by route.
+var refusedReads = map[string]refusedRead{
+	"GET /v1/teams/{team}":           {action: signet.ActionTeamRead},
+	"GET /v1/teams/{team}/connector": {action: signet.ActionConnectorRead},
+	"GET /v1/teams/{team}/members":   {action: signet.ActionMemberList},
+	"GET /v1/users":                  {action: signet.ActionUserList},
+	"GET /v1/keys":                   {action: signet.ActionKeyList, target: "user"},
+	"GET /v1/revocations":            {action: signet.ActionRevocationList, team: "team"},
+}
+
+// recordRefusal records that an authenticated request was refused with
+// err, a PermissionDenied, by a handler that answered it with writeError
+// rather than deny: a read, which records nothing when allowed, so that
+// probing is on the record too. A route refusedReads does not know is
+// recorded as signet.ActionRequest with the route as target. Only the
+// refusal path runs this; allowed requests pay nothing for it.
+//
+// The refusal stands whether or not its record can be written: the
+// answer is the 403 either way, and a failed write is counted in
+// signet_audit_failures_total (commit) and logged.
+func (s *Server) recordRefusal(r *http.Request, err error) {
+	if _, ok := r.Context().Value(ctxActor).(signet.Actor); !ok {
+		return // not authenticated: authenticate records its own refusals
+	}
+	rr, ok := refusedReads[r.Pattern]
+	if !ok {
+		rr.action = signet.ActionRequest
+	}
+	ev := s.event(r, rr.action)
+	ev.Team = r.PathValue("team")
+	if rr.team != "" {
+		ev.Team = r.URL.Query().Get(rr.team)
+	}
+	switch {
+	case !ok:
+		ev.Target = r.Pattern
+	case rr.target != "":
+		ev.Target = r.URL.Query().Get(rr.target)
+	}
+	markFailed(ev, err)
+	if aerr := s.commit(r.Context(), nil, ev); aerr != nil {
+		s.logger.ErrorContext(r.Context(), "recording a refusal", "request_id", requestID(r),
+			"action", ev.Action, "err", aerr)
+	}
+}
+
 func markFailed(ev *signet.AuditEvent, err error) {
 	ev.Code = signet.ErrorCode(err)
 	ev.Reason = signet.ErrorMessage(err)
