@@ -167,7 +167,7 @@ var refusedReads = map[string]refusedRead{
 // answer is the 403 either way, and a failed write is counted in
 // signet_audit_failures_total (commit) and logged.
 func (s *Server) recordRefusal(r *http.Request, err error) {
-	if _, ok := r.Context().Value(ctxActor).(signet.Actor); !ok {
+	if actorOf(r).User == "" {
 		return // not authenticated: authenticate records its own refusals
 	}
 	rr, ok := refusedReads[r.Pattern]
